@@ -1,0 +1,3 @@
+//! The portable core of the Xen bus driver: hypervisor interface, grant tables, event channels, xenstore and xenbus.
+#![no_std]
+#![forbid(unsafe_code)]
