@@ -27,5 +27,21 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod blkif;
+pub mod cpuid;
+pub mod event_channel;
+pub mod features;
+pub mod grant_table;
+pub mod hvm;
+pub mod hypercall;
+pub mod memory;
+pub mod netif;
 pub mod ring;
+pub mod sched;
+pub mod shared_info;
 pub mod types;
+pub mod unplug;
+pub mod version;
+pub mod vscsiif;
+pub mod xenbus;
+pub mod xenstore;

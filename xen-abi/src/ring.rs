@@ -57,9 +57,22 @@ pub mod offsets {
 
 /// The size of one ring entry: the union of a request and a response, padded to the alignment of
 /// the more aligned of the two, as the C `union *_sring_entry` is.
-pub const fn ring_entry_size(request_size: usize, request_align: usize, response_size: usize, response_align: usize) -> usize {
-    let size = if request_size > response_size { request_size } else { response_size };
-    let align = if request_align > response_align { request_align } else { response_align };
+pub const fn ring_entry_size(
+    request_size: usize,
+    request_align: usize,
+    response_size: usize,
+    response_align: usize,
+) -> usize {
+    let size = if request_size > response_size {
+        request_size
+    } else {
+        response_size
+    };
+    let align = if request_align > response_align {
+        request_align
+    } else {
+        response_align
+    };
     size.div_ceil(align) * align
 }
 

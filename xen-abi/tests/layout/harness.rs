@@ -148,6 +148,7 @@ pub const HEADERS: &[&str] = &[
     "xen/version.h",
     "xen/features.h",
     "xen/arch-x86/cpuid.h",
+    "xen/vcpu.h",
     "xen/io/ring.h",
     "xen/io/blkif.h",
     "xen/io/netif.h",
@@ -171,7 +172,9 @@ pub fn probe_source(catalogue: &Catalogue, target: Target) -> String {
     src.push_str("#define FIELD_SIZE(t, f) sizeof(((t *)0)->f)\n");
     src.push_str("int main(void) {\n");
     for s in catalogue.structs.iter().filter(|s| s.abi.includes(target)) {
-        let size = s.c_size.map_or_else(|| format!("sizeof({})", s.c_type), str::to_owned);
+        let size = s
+            .c_size
+            .map_or_else(|| format!("sizeof({})", s.c_type), str::to_owned);
         writeln!(
             src,
             "  printf(\"S {} %zu %zu\\n\", (size_t)({size}), (size_t)_Alignof({}));",
@@ -218,15 +221,20 @@ pub fn parse_probe_output(text: &str) -> ProbeOutput {
         let parts: Vec<&str> = line.split_whitespace().collect();
         match parts.as_slice() {
             ["S", name, size, align] => {
-                out.structs
-                    .insert((*name).to_owned(), (size.parse().unwrap(), align.parse().unwrap()));
+                out.structs.insert(
+                    (*name).to_owned(),
+                    (size.parse().unwrap(), align.parse().unwrap()),
+                );
             }
             ["F", name, offset, size] => {
-                out.fields
-                    .insert((*name).to_owned(), (offset.parse().unwrap(), size.parse().unwrap()));
+                out.fields.insert(
+                    (*name).to_owned(),
+                    (offset.parse().unwrap(), size.parse().unwrap()),
+                );
             }
             ["C", name, value] => {
-                out.consts.insert((*name).to_owned(), value.parse().unwrap());
+                out.consts
+                    .insert((*name).to_owned(), value.parse().unwrap());
             }
             _ => panic!("unexpected probe output line: {line:?}"),
         }
@@ -281,7 +289,10 @@ pub fn compare(catalogue: &Catalogue, probe: &ProbeOutput, target: Target) -> Ve
     }
     for c in catalogue.consts.iter().filter(|c| c.abi.includes(target)) {
         match probe.consts.get(c.rust) {
-            None => errors.push(format!("[{t}] constant {}: missing from probe output", c.rust)),
+            None => errors.push(format!(
+                "[{t}] constant {}: missing from probe output",
+                c.rust
+            )),
             Some(&value) if value != c.value => errors.push(format!(
                 "[{t}] constant {} ({}): {} in Rust but {value} in C",
                 c.rust, c.c, c.value
@@ -306,7 +317,8 @@ pub fn check_headers_installed() {
 /// Compiles and runs the probe for a target, returning its parsed output.
 pub fn run_probe(catalogue: &Catalogue, target: Target) -> ProbeOutput {
     check_headers_installed();
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("layout-probe-{}", target.name()));
+    let dir =
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("layout-probe-{}", target.name()));
     std::fs::create_dir_all(&dir).unwrap();
     let c_path = dir.join("probe.c");
     let exe_path = dir.join("probe");
@@ -329,7 +341,9 @@ pub fn run_probe(catalogue: &Catalogue, target: Target) -> ProbeOutput {
         target.flag(),
         String::from_utf8_lossy(&compiled.stderr)
     );
-    let ran = Command::new(&exe_path).output().expect("run the layout probe");
+    let ran = Command::new(&exe_path)
+        .output()
+        .expect("run the layout probe");
     assert!(ran.status.success(), "the layout probe failed: {ran:?}");
     parse_probe_output(&String::from_utf8(ran.stdout).expect("probe output is ASCII"))
 }

@@ -7,14 +7,47 @@
 #[macro_use]
 mod harness;
 
+mod blkif;
+mod cprogram;
+mod cpuid;
+mod event_channel;
+mod features;
+mod grant_table;
+mod hvm;
+mod hypercall;
+mod memory;
+mod netif;
+mod padding;
 mod ring;
+mod sched;
+mod shared_info;
+mod unplug;
+mod version;
+mod vscsiif;
+mod xenbus;
+mod xenstore;
 
 use harness::{Catalogue, Target};
 
 /// The full catalogue of checked structs and constants, one module per area of the ABI.
 fn catalogue() -> Catalogue {
     let mut catalogue = Catalogue::default();
+    blkif::describe(&mut catalogue);
+    cpuid::describe(&mut catalogue);
+    event_channel::describe(&mut catalogue);
+    features::describe(&mut catalogue);
+    grant_table::describe(&mut catalogue);
+    hvm::describe(&mut catalogue);
+    hypercall::describe(&mut catalogue);
+    memory::describe(&mut catalogue);
+    netif::describe(&mut catalogue);
     ring::describe(&mut catalogue);
+    sched::describe(&mut catalogue);
+    shared_info::describe(&mut catalogue);
+    version::describe(&mut catalogue);
+    vscsiif::describe(&mut catalogue);
+    xenbus::describe(&mut catalogue);
+    xenstore::describe(&mut catalogue);
     catalogue
 }
 
@@ -28,10 +61,21 @@ fn assert_target_matches(target: Target) {
         errors.len(),
         errors.join("\n")
     );
-    let checked = catalogue.structs.iter().filter(|s| s.abi.includes(target)).count();
-    let consts = catalogue.consts.iter().filter(|c| c.abi.includes(target)).count();
+    let checked = catalogue
+        .structs
+        .iter()
+        .filter(|s| s.abi.includes(target))
+        .count();
+    let consts = catalogue
+        .consts
+        .iter()
+        .filter(|c| c.abi.includes(target))
+        .count();
     assert!(checked > 0, "no struct was checked for {}", target.name());
-    println!("{}: {checked} structs and {consts} constants match", target.name());
+    println!(
+        "{}: {checked} structs and {consts} constants match",
+        target.name()
+    );
 }
 
 #[test]
@@ -69,7 +113,9 @@ fn comparison_catches_a_wrong_layout() {
         pad => "__pad",
     }));
     const WRONG_SLOT_SIZE: u32 = 5;
-    catalogue.consts.extend(consts!(Both; WRONG_SLOT_SIZE => "BLKIF_OP_WRITE"));
+    catalogue
+        .consts
+        .extend(consts!(Both; WRONG_SLOT_SIZE => "BLKIF_OP_WRITE"));
     let probe = harness::run_probe(&catalogue, Target::X86_64);
     let errors = harness::compare(&catalogue, &probe, Target::X86_64);
     let expect = [
@@ -86,7 +132,11 @@ fn comparison_catches_a_wrong_layout() {
             errors.join("\n")
         );
     }
-    assert_eq!(errors.len(), expect.len(), "unexpected extra mismatches: {errors:#?}");
+    assert_eq!(
+        errors.len(),
+        expect.len(),
+        "unexpected extra mismatches: {errors:#?}"
+    );
 }
 
 /// Every `#[repr(C...)]` struct in the crate's sources must be in the catalogue and in the C-names
@@ -113,16 +163,25 @@ fn every_repr_c_struct_is_checked_and_documented() {
             if line.starts_with("#[repr(C") {
                 repr_c = true;
             } else if let Some(rest) = line.strip_prefix("pub struct ") {
-                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
                 if repr_c {
                     found += 1;
                     let module = path.file_stem().unwrap().to_string_lossy();
                     let qualified = format!("{module}::{name}");
-                    if !catalogue.structs.iter().any(|s| s.rust.ends_with(&qualified) || s.rust == name) {
+                    if !catalogue
+                        .structs
+                        .iter()
+                        .any(|s| s.rust.ends_with(&qualified) || s.rust == name)
+                    {
                         missing.push(format!("{qualified}: not described in tests/layout"));
                     }
                     if !names_table.contains(&format!("`{qualified}`")) {
-                        missing.push(format!("{qualified}: not in the C-names table (C-NAMES.md)"));
+                        missing.push(format!(
+                            "{qualified}: not in the C-names table (C-NAMES.md)"
+                        ));
                     }
                 }
                 repr_c = false;
@@ -132,5 +191,9 @@ fn every_repr_c_struct_is_checked_and_documented() {
         }
     }
     assert!(found > 0, "no #[repr(C)] struct found in the sources");
-    assert!(missing.is_empty(), "unchecked or undocumented types:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "unchecked or undocumented types:\n{}",
+        missing.join("\n")
+    );
 }

@@ -14,9 +14,11 @@ pub fn describe(c: &mut Catalogue) {
         pad => "__pad",
     }));
     let blkif_slots = ring::ring_slots(1, 112);
-    c.consts.extend(consts!(X86_64; blkif_slots => "__CONST_RING_SIZE(blkif, 4096)"));
+    c.consts
+        .extend(consts!(X86_64; blkif_slots => "__CONST_RING_SIZE(blkif, 4096)"));
     let blkif_slots_32 = ring::ring_slots(1, 108);
-    c.consts.extend(consts!(X86_32; blkif_slots_32 => "__CONST_RING_SIZE(blkif, 4096)"));
+    c.consts
+        .extend(consts!(X86_32; blkif_slots_32 => "__CONST_RING_SIZE(blkif, 4096)"));
     let netif_tx_slots = ring::ring_slots(1, 12);
     let netif_rx_slots = ring::ring_slots(1, 8);
     c.consts.extend(consts!(Both;
