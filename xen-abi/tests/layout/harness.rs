@@ -125,12 +125,12 @@ macro_rules! layout {
 /// Describes constants: `consts!(Abi; path::NAME => "C_EXPR", ...)`.
 #[macro_export]
 macro_rules! consts {
-    ($abi:ident; $($($name:ident)::+ => $c:literal),* $(,)?) => {
+    ($abi:ident; $($name:path => $c:literal),* $(,)?) => {
         vec![$($crate::harness::ConstCheck {
             abi: $crate::harness::Abi::$abi,
-            rust: stringify!($($name)::+),
+            rust: stringify!($name),
             c: $c,
-            value: i128::from($($name)::+),
+            value: i128::try_from($name).expect("constant fits in i128"),
         }),*]
     };
 }

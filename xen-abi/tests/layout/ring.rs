@@ -19,6 +19,8 @@ pub fn describe(c: &mut Catalogue) {
     let blkif_slots_32 = ring::ring_slots(1, 108);
     c.consts
         .extend(consts!(X86_32; blkif_slots_32 => "__CONST_RING_SIZE(blkif, 4096)"));
+    c.consts
+        .extend(consts!(Both; ring::RING_ENTRIES_OFFSET => "offsetof(struct blkif_sring, ring)"));
     let netif_tx_slots = ring::ring_slots(1, 12);
     let netif_rx_slots = ring::ring_slots(1, 8);
     c.consts.extend(consts!(Both;
