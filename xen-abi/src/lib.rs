@@ -3,7 +3,8 @@
 //! Everything a Windows (or any HVM/PVH) guest's paravirtual drivers exchange with Xen and with
 //! backend domains: hypercall numbers and arguments, the shared-info page, grant-table entries,
 //! event-channel operations and the FIFO control block, the xenstore wire protocol, the xenbus
-//! state enumeration, and the blkif, netif and vscsiif ring protocols.
+//! state enumeration, the blkif, netif and vscsiif ring protocols, and QEMU's emulated-device
+//! unplug protocol.
 //!
 //! # Rules of this crate
 //! - `#![no_std]`, no allocation, no `unsafe`: the types derive zerocopy's `FromBytes`,
@@ -11,7 +12,10 @@
 //!   memory as plain bytes.
 //! - Fixed-width integers only. Windows is LLP64 (`long` is 32 bits) while the x86_64 Xen ABI's
 //!   `xen_ulong_t` is 64 bits; see [`types`].
-//! - Every item carries `#[doc(alias = "<C name>")]`, so searching the docs for the C name finds it.
+//! - Every item with a C counterpart is found by its C name: constants keep the C spelling
+//!   (`BLKIF_OP_READ`, `GTF_reading` as `GrantFlags::READING`), and every type or constant whose Rust
+//!   name differs carries `#[doc(alias = "<C name>")]`, so searching the docs for the C name finds it.
+//!   Items without a C counterpart (helpers, values Xen documents only in prose) say so.
 //! - Types are laid out for the x86_64 ABI unless their name says otherwise (`X86_32` variants exist
 //!   where a 64-bit frontend must speak to a backend using the 32-bit layout, as for blkif).
 //!
