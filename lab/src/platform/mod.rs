@@ -1,0 +1,263 @@
+//! The Linux dom0 platform: Xen's character devices as safe Rust types.
+//!
+//! - [`gntalloc`]: `/dev/xen/gntalloc`, grant pages of this domain to another domain (the
+//!   frontend side of a shared ring).
+//! - [`gntdev`]: `/dev/xen/gntdev`, map another domain's grants (the backend side).
+//! - [`evtchn`]: `/dev/xen/evtchn`, event channels: allocate, bind, notify, wait, unmask.
+//! - [`xenbus`]: `/dev/xen/xenbus`, the byte stream to xenstored.
+//!
+//! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap` and `poll`
+//! calls, and the volatile accesses to shared pages. Each unsafe block has its own `SAFETY:`
+//! comment. The ioctl numbers and argument layouts are those of Linux's `include/uapi/xen/*.h`
+//! for x86_64.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+pub mod evtchn;
+pub mod gntalloc;
+pub mod gntdev;
+pub mod xenbus;
+
+/// The size of a page shared through the grant table.
+pub const PAGE_SIZE: usize = 4096;
+
+/// The number of an ioctl that passes a pointer and lets the driver copy in either direction
+/// (`_IOC(_IOC_NONE, ty, nr, size)`, the encoding Xen's Linux drivers use).
+pub const fn ioc_none(ty: u8, nr: u8, size: usize) -> libc::c_ulong {
+    // _IOC_NONE is 0; the size field is 14 bits at bit 16, the type at bit 8, the number at bit 0.
+    ((size as libc::c_ulong & 0x3fff) << 16) | ((ty as libc::c_ulong) << 8) | nr as libc::c_ulong
+}
+
+/// Opens one of Xen's devices for reading and writing, without blocking reads.
+fn open_device(path: &str) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("open {path}: {e}")))
+}
+
+/// Adds what was being done to an OS error, keeping its kind.
+fn annotate(what: &str, e: io::Error) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+/// Converts an `ioctl` return value.
+fn check_ioctl(what: &str, rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(annotate(what, io::Error::last_os_error()))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Waits until the file is readable or the timeout passes; returns whether it is readable.
+pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up so that a wait of a few microseconds still polls once with a timeout.
+        let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        let mut pollfd = libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `pollfd` is a valid, writable array of one element for the whole call, and the
+        // count passed is 1.
+        let rc = unsafe { libc::poll(&mut pollfd, 1, millis) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(annotate("poll", e));
+        }
+        if rc > 0 {
+            if pollfd.revents & (libc::POLLERR | libc::POLLNVAL) != 0 {
+                return Err(io::Error::other(format!(
+                    "poll: revents {:#x}",
+                    pollfd.revents
+                )));
+            }
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+    }
+}
+
+/// A shared mapping of pages from one of Xen's devices, unmapped when dropped.
+///
+/// The pages are shared with another domain (or with another mapping in this one), which may
+/// change them at any time, so every access is a volatile byte copy and nothing hands out Rust
+/// references into them.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `len` bytes of `fd` at `offset` (shared, readable, and writable if asked).
+    fn new(fd: BorrowedFd<'_>, len: usize, offset: u64, writable: bool) -> io::Result<Self> {
+        let prot = if writable {
+            libc::PROT_READ | libc::PROT_WRITE
+        } else {
+            libc::PROT_READ
+        };
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::other(format!("mmap offset {offset:#x} too large")))?;
+        // SAFETY: a new mapping at an address of the kernel's choosing (no MAP_FIXED) cannot
+        // overlap any memory this program uses; the result is checked below.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                prot,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(annotate("mmap", io::Error::last_os_error()));
+        }
+        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave 0"))?;
+        Ok(Self { ptr, len })
+    }
+
+    /// The size of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (it never is).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The start of the mapping, for code that lays a shared ring over it. Accesses through it
+    /// must stay within [`Mapping::len`] bytes and end before the mapping is dropped.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    fn check_range(&self, offset: usize, len: usize) {
+        let end = offset.checked_add(len);
+        assert!(
+            end.is_some_and(|end| end <= self.len),
+            "access of {len} bytes at {offset} outside a mapping of {} bytes",
+            self.len
+        );
+    }
+
+    /// Copies bytes out of the mapping, starting at `offset`. Panics if the range is outside it.
+    pub fn read(&self, offset: usize, buf: &mut [u8]) {
+        self.check_range(offset, buf.len());
+        for (i, byte) in buf.iter_mut().enumerate() {
+            let src = self.ptr.as_ptr().wrapping_add(offset + i);
+            // SAFETY: `offset + i` is within the mapping (checked above), which stays mapped while
+            // `self` lives; a volatile byte read of shared memory has no alignment requirement.
+            *byte = unsafe { src.read_volatile() };
+        }
+    }
+
+    /// Copies bytes into the mapping at `offset`. Panics if the range is outside it.
+    pub fn write(&self, offset: usize, data: &[u8]) {
+        self.check_range(offset, data.len());
+        for (i, byte) in data.iter().enumerate() {
+            let dst = self.ptr.as_ptr().wrapping_add(offset + i);
+            // SAFETY: as in `read`; the mapping is writable whenever a caller writes to it (a
+            // read-only mapping faults, which is what a read-only grant should do).
+            unsafe { dst.write_volatile(*byte) };
+        }
+    }
+
+    /// Unmaps, reporting an error instead of ignoring it as dropping does.
+    pub fn unmap(self) -> io::Result<()> {
+        let this = std::mem::ManuallyDrop::new(self);
+        this.munmap()
+    }
+
+    fn munmap(&self) -> io::Result<()> {
+        // SAFETY: the range is exactly one mapping made by `Mapping::new`; nothing refers into it
+        // (no references are handed out) and it is unmapped only once, by `unmap` or `drop`.
+        let rc = unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+        if rc < 0 {
+            Err(annotate("munmap", io::Error::last_os_error()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let _ = self.munmap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ioctl_numbers_match_linux_uapi_headers() {
+        // The values in Linux's include/uapi/xen/{gntalloc,gntdev,evtchn}.h for x86_64.
+        assert_eq!(gntalloc::IOCTL_ALLOC_GREF, 0x18_4705);
+        assert_eq!(gntalloc::IOCTL_DEALLOC_GREF, 0x10_4706);
+        assert_eq!(gntdev::IOCTL_MAP_GRANT_REF, 0x18_4700);
+        assert_eq!(gntdev::IOCTL_UNMAP_GRANT_REF, 0x10_4701);
+        assert_eq!(evtchn::IOCTL_BIND_INTERDOMAIN, 0x8_4501);
+        assert_eq!(evtchn::IOCTL_BIND_UNBOUND_PORT, 0x4_4502);
+        assert_eq!(evtchn::IOCTL_UNBIND, 0x4_4503);
+        assert_eq!(evtchn::IOCTL_NOTIFY, 0x4_4504);
+    }
+
+    #[test]
+    fn mapping_of_an_ordinary_file_reads_and_writes() {
+        let path = std::env::temp_dir().join(format!("lab-mapping-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(PAGE_SIZE as u64).unwrap();
+        let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, true).unwrap();
+        map.write(10, b"hello");
+        let mut buf = [0u8; 5];
+        map.read(10, &mut buf);
+        assert_eq!(&buf, b"hello");
+        map.unmap().unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[10..15], b"hello");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    #[should_panic(expected = "outside a mapping")]
+    fn mapping_rejects_out_of_range_access() {
+        let file = File::open("/dev/zero").unwrap();
+        let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, false).unwrap();
+        let mut buf = [0u8; 2];
+        map.read(PAGE_SIZE - 1, &mut buf);
+    }
+
+    #[test]
+    fn wait_readable_times_out_and_sees_data() {
+        let (reader, mut writer) = std::os::unix::net::UnixStream::pair().unwrap();
+        let fd = std::os::fd::AsFd::as_fd(&reader);
+        assert!(!wait_readable(fd, Duration::from_millis(20)).unwrap());
+        io::Write::write_all(&mut writer, b"x").unwrap();
+        assert!(wait_readable(fd, Duration::from_millis(20)).unwrap());
+    }
+}

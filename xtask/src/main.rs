@@ -1,0 +1,38 @@
+//! `cargo xtask`: the project's own commands (see `cargo xtask help`).
+//!
+//! - `cargo xtask lab`: boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
+//!   (see `lab/README.md`).
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+mod cli;
+mod host;
+mod initramfs;
+mod lab;
+mod qemu;
+mod report;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match cli::parse(&args) {
+        Ok(cli::Command::Help) => {
+            println!("{}", cli::USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(cli::Command::LabHelp) => {
+            println!("{}", cli::LAB_USAGE);
+            ExitCode::SUCCESS
+        }
+        Ok(cli::Command::Lab(lab_args)) => lab::main(&lab_args),
+        Err(e) => {
+            let usage = if args.first().is_some_and(|a| a == "lab") {
+                cli::LAB_USAGE
+            } else {
+                cli::USAGE
+            };
+            eprintln!("error: {e}\n\n{usage}");
+            ExitCode::from(2)
+        }
+    }
+}
