@@ -2,5 +2,6 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod evtchn;
 pub mod grant_table;
 pub mod xenstore;

@@ -43,7 +43,9 @@ impl Mem {
             words: atomics32(WORDS),
             pages: AtomicU32::new(0),
             ready: atomics32(VCPUS),
-            heads: (0..VCPUS).map(|_| atomics32(EVTCHN_FIFO_MAX_QUEUES)).collect(),
+            heads: (0..VCPUS)
+                .map(|_| atomics32(EVTCHN_FIFO_MAX_QUEUES))
+                .collect(),
         }
     }
 
@@ -97,7 +99,8 @@ impl FifoShared for Mem {
         self.word(port).fetch_and(bits, SeqCst)
     }
     fn compare_exchange_word(&self, port: u32, current: u32, new: u32) -> Result<u32, u32> {
-        self.word(port).compare_exchange(current, new, SeqCst, SeqCst)
+        self.word(port)
+            .compare_exchange(current, new, SeqCst, SeqCst)
     }
     fn take_ready(&self, vcpu: u32) -> u32 {
         self.ready[vcpu as usize].swap(0, SeqCst)
@@ -189,7 +192,8 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     for i in 0..u32::from(bound % 200) {
-        ev.alloc_unbound(0, HandlerId(i)).expect("binding within capacity");
+        ev.alloc_unbound(0, HandlerId(i))
+            .expect("binding within capacity");
     }
     while let Some([op, a, b, c, d, e]) = take::<6>(&mut data) {
         let value = u32::from_le_bytes([b, c, d, e]);
