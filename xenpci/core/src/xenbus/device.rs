@@ -74,7 +74,7 @@ pub enum Field {
     Backend,
     /// `backend-id`.
     BackendId,
-    /// `state` (the frontend's, or with [`ChildError::BackendState`] the backend's).
+    /// `state` (the frontend's, or the backend's when reading the backend failed).
     State,
     /// vbd `virtual-device`.
     VirtualDevice,

@@ -188,7 +188,7 @@ pub struct HandshakeStats {
     pub surprise_removals: u64,
 }
 
-/// The frontend's half of the handshake. See the [module documentation](self).
+/// The frontend's half of the handshake; the transition table is in the `xenbus::frontend` module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Handshake {
     state: XenbusState,

@@ -306,13 +306,13 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
                 return Err(LimitError::TooManyRequests.into());
             }
             while self.rewatches_in_flight() {
-                match self.poll(t)? {
-                    Some(_) => {}
-                    None => {
-                        if !self.poll_again() {
-                            t.wait()?;
-                        }
-                    }
+                if self.poll(t)?.is_some() {
+                    continue;
+                }
+                // The poll may have consumed the last re-registration reply (those are not
+                // returned to the caller): only wait when something is still outstanding.
+                if self.rewatches_in_flight() && !self.poll_again() {
+                    t.wait()?;
                 }
             }
             if self.stats().rewatch_failures != failures_before {

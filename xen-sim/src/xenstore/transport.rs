@@ -1,0 +1,290 @@
+//! The client ends of a daemon connection: a byte stream, and the guest's shared page.
+
+use std::time::Duration;
+
+use xen_abi::types::{DomId, EvtchnPort};
+use xen_abi::xenstore::{
+    interface_offsets as off, XENSTORE_SERVER_FEATURE_ERROR, XENSTORE_SERVER_FEATURE_RECONNECTION,
+};
+use xenpci_core::xenstore::{RingTransport, StorePage, Transport, TransportError, Wait, XsError};
+
+use super::service_rings;
+use crate::{evtchn, Xen};
+
+/// How long [`Wait::wait`] blocks for the daemon before giving up with
+/// [`TransportError::TimedOut`].
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A byte-stream connection to the daemon, like `/dev/xen/xenbus` or the daemon's socket. The
+/// daemon answers each request as soon as its last byte is written.
+#[derive(Debug)]
+pub struct StoreStream {
+    xen: Xen,
+    conn: u32,
+    timeout: Duration,
+}
+
+impl StoreStream {
+    pub(crate) fn connect(xen: Xen, domid: DomId) -> Self {
+        let conn = xen.with(|s| s.store.new_conn(domid));
+        StoreStream {
+            xen,
+            conn,
+            timeout: DEFAULT_WAIT_TIMEOUT,
+        }
+    }
+
+    /// Sets how long [`Wait::wait`] blocks.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    /// Bytes the daemon has queued for this connection.
+    pub fn queued(&self) -> usize {
+        self.xen
+            .lock()
+            .store
+            .conns
+            .get(&self.conn)
+            .map_or(0, |c| c.output.len())
+    }
+
+    fn check(&self) -> Result<(), XsError> {
+        let s = self.xen.lock();
+        if s.store.faults.vanished || s.store.conns.get(&self.conn).is_none_or(|c| c.closed) {
+            Err(TransportError::Closed.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Transport for StoreStream {
+    fn write(&mut self, data: &[u8]) -> Result<usize, XsError> {
+        self.check()?;
+        self.xen.with(|s| {
+            if let Some(c) = s.store.conns.get_mut(&self.conn) {
+                c.input.extend_from_slice(data);
+            }
+            s.store.process(self.conn);
+            service_rings(s);
+        });
+        Ok(data.len())
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XsError> {
+        self.check()?;
+        self.xen.with(|s| {
+            let Some(c) = s.store.conns.get_mut(&self.conn) else {
+                return Ok(0);
+            };
+            let n = buf.len().min(c.output.len());
+            for (dst, src) in buf.iter_mut().zip(c.output.drain(..n)) {
+                *dst = src;
+            }
+            Ok(n)
+        })
+    }
+}
+
+impl Wait for StoreStream {
+    fn wait(&mut self) -> Result<(), XsError> {
+        let conn = self.conn;
+        let ready = self.xen.wait_until(self.timeout, |s| {
+            s.store.faults.vanished
+                || s.store
+                    .conns
+                    .get(&conn)
+                    .is_none_or(|c| c.closed || !c.output.is_empty())
+        });
+        self.check()?;
+        if ready {
+            Ok(())
+        } else {
+            Err(TransportError::TimedOut.into())
+        }
+    }
+}
+
+/// The guest's `xenstore_domain_interface` page in guest memory, as the guest's
+/// [`StorePage`]. Notifying the peer kicks the daemon, which serves the ring at once.
+#[derive(Clone, Debug)]
+pub struct StoreRingPage {
+    xen: Xen,
+    gfn: u64,
+    port: EvtchnPort,
+}
+
+impl StoreRingPage {
+    /// The frame holding the page.
+    pub fn gfn(&self) -> u64 {
+        self.gfn
+    }
+}
+
+impl StorePage for StoreRingPage {
+    fn load_u32(&self, offset: usize) -> u32 {
+        self.xen.lock().mem.read_u32(self.gfn, offset).unwrap_or(0)
+    }
+
+    fn store_u32(&mut self, offset: usize, value: u32) {
+        self.xen.with(|s| {
+            let _ = s.mem.write_u32(self.gfn, offset, value);
+        })
+    }
+
+    fn read_bytes(&self, offset: usize, out: &mut [u8]) {
+        let _ = self.xen.lock().mem.read(self.gfn, offset, out);
+    }
+
+    fn write_bytes(&mut self, offset: usize, data: &[u8]) {
+        self.xen.with(|s| {
+            let _ = s.mem.write(self.gfn, offset, data);
+        })
+    }
+
+    fn notify_peer(&mut self) {
+        self.xen.with(|s| {
+            let guest = s.config.guest_domid;
+            let _ = evtchn::send(s, guest, self.port);
+            service_rings(s);
+        })
+    }
+}
+
+/// The guest's xenstore transport over the shared page ([`RingTransport`] over
+/// [`StoreRingPage`]) that can also wait for the daemon.
+#[derive(Debug)]
+pub struct SimRingTransport {
+    inner: RingTransport<StoreRingPage>,
+    xen: Xen,
+    conn: u32,
+    seen_kicks: u64,
+    timeout: Duration,
+}
+
+impl SimRingTransport {
+    pub(crate) fn connect(xen: Xen) -> Self {
+        let (gfn, port, conn) = xen.with(|s| {
+            let guest = s.config.guest_domid;
+            let gfn = s.mem.alloc();
+            let _ = s.mem.write_u32(
+                gfn,
+                off::SERVER_FEATURES,
+                XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR,
+            );
+            // The toolstack's part: an unbound port in the guest for dom0, which xenstored binds.
+            let mut au = xen_abi::event_channel::EvtchnAllocUnbound {
+                dom: guest,
+                remote_dom: 0,
+                port: 0,
+            };
+            let guest_port = match evtchn::alloc_unbound(s, guest, &mut au) {
+                Ok(()) => au.port,
+                Err(_) => 0,
+            };
+            let mut bi = xen_abi::event_channel::EvtchnBindInterdomain {
+                remote_dom: guest,
+                pad: 0,
+                remote_port: guest_port,
+                local_port: 0,
+            };
+            let dom0_port = evtchn::bind_interdomain(s, 0, &mut bi)
+                .ok()
+                .map(|()| bi.local_port);
+            s.hv.params.insert(xen_abi::hvm::HVM_PARAM_STORE_PFN, gfn);
+            s.hv.params
+                .insert(xen_abi::hvm::HVM_PARAM_STORE_EVTCHN, u64::from(guest_port));
+            let conn = s.store.new_conn(guest);
+            if let Some(c) = s.store.conns.get_mut(&conn) {
+                c.ring = Some(gfn);
+                c.ring_port = dom0_port;
+            }
+            (gfn, guest_port, conn)
+        });
+        let page = StoreRingPage {
+            xen: xen.clone(),
+            gfn,
+            port,
+        };
+        SimRingTransport {
+            inner: RingTransport::new(page),
+            xen,
+            conn,
+            seen_kicks: 0,
+            timeout: DEFAULT_WAIT_TIMEOUT,
+        }
+    }
+
+    /// The guest's xenstore event-channel port (`HVM_PARAM_STORE_EVTCHN`).
+    pub fn port(&self) -> EvtchnPort {
+        self.inner.page().port
+    }
+
+    /// The page's frame (`HVM_PARAM_STORE_PFN`).
+    pub fn gfn(&self) -> u64 {
+        self.inner.page().gfn
+    }
+
+    /// The core's ring transport inside.
+    pub fn ring(&mut self) -> &mut RingTransport<StoreRingPage> {
+        &mut self.inner
+    }
+
+    /// Sets how long [`Wait::wait`] blocks.
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.timeout = timeout;
+    }
+
+    fn check(&self) -> Result<(), XsError> {
+        if self.xen.lock().store.faults.vanished {
+            Err(TransportError::Closed.into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Transport for SimRingTransport {
+    fn write(&mut self, data: &[u8]) -> Result<usize, XsError> {
+        self.check()?;
+        self.inner.write(data)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XsError> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+
+    fn notify(&mut self) -> Result<(), XsError> {
+        self.check()?;
+        self.inner.notify()
+    }
+}
+
+impl Wait for SimRingTransport {
+    fn wait(&mut self) -> Result<(), XsError> {
+        self.check()?;
+        let gfn = self.gfn();
+        let conn = self.conn;
+        let mut seen = self.seen_kicks;
+        // Wakes on the daemon's notification (it consumed requests or produced responses), as
+        // the guest would on the xenstore event channel.
+        let ready = self.xen.wait_until(self.timeout, |s| {
+            service_rings(s);
+            let kicks = s.store.conns.get(&conn).map_or(0, |c| c.kicks);
+            let prod = s.mem.read_u32(gfn, off::RSP_PROD).unwrap_or(0);
+            let cons = s.mem.read_u32(gfn, off::RSP_CONS).unwrap_or(0);
+            let woke = kicks != seen || prod != cons || s.store.faults.vanished;
+            seen = kicks;
+            woke
+        });
+        self.seen_kicks = seen;
+        self.check()?;
+        if ready {
+            Ok(())
+        } else {
+            Err(TransportError::TimedOut.into())
+        }
+    }
+}
