@@ -14,7 +14,7 @@ Run `cargo xtask lab --help` for the lab's options.";
 
 /// Usage of `cargo xtask lab`.
 pub const LAB_USAGE: &str = "\
-usage: cargo xtask lab [--scenario NAME]... [--keep-going] [--timeout SECS]
+usage: cargo xtask lab [--scenario NAME]... [--expect-fail NAME]... [--keep-going] [--timeout SECS]
        cargo xtask lab --list
        cargo xtask lab --shell
 
@@ -22,6 +22,10 @@ Boots Xen 4.17 and a Linux dom0 under QEMU (TCG) and runs scenarios inside dom0.
 
 options:
   --scenario NAME   run this scenario (repeatable, or NAME,NAME); default: the default set
+  --expect-fail NAME
+                    also run this scenario, last, and require it to FAIL with a reason: the run
+                    passes when the other scenarios pass and this one fails (repeatable, or
+                    NAME,NAME); with more than one, the run keeps going past their failures
   --list            list the scenarios and exit
   --keep-going      run every scenario even after one fails
   --timeout SECS    give up on the boot and run after SECS seconds (default 600)
@@ -62,6 +66,9 @@ pub struct LabArgs {
     pub mode: LabMode,
     /// Scenarios named with `--scenario`, in order, without duplicates; empty for the default set.
     pub scenarios: Vec<String>,
+    /// Scenarios named with `--expect-fail`, in order, without duplicates: run after the others,
+    /// and required to fail.
+    pub expect_fail: Vec<String>,
     /// Run every scenario even after one fails.
     pub keep_going: bool,
     /// The limit for one boot and run, in seconds.
@@ -97,6 +104,7 @@ fn parse_lab(args: &[String]) -> Result<Command, UsageError> {
     let mut parsed = LabArgs {
         mode: LabMode::Run,
         scenarios: Vec::new(),
+        expect_fail: Vec::new(),
         keep_going: false,
         timeout_secs: DEFAULT_TIMEOUT_SECS,
     };
@@ -119,19 +127,8 @@ fn parse_lab(args: &[String]) -> Result<Command, UsageError> {
         };
         match flag {
             "-h" | "--help" => return Ok(Command::LabHelp),
-            "--scenario" | "-s" => {
-                let names = value("--scenario")?;
-                for name in names.split(',') {
-                    if !lab_protocol::is_valid_name(name) {
-                        return err(format!(
-                            "'{name}' is not a scenario name (lowercase letters, digits and '-')"
-                        ));
-                    }
-                    if !parsed.scenarios.iter().any(|s| s == name) {
-                        parsed.scenarios.push(name.to_owned());
-                    }
-                }
-            }
+            "--scenario" | "-s" => add_names(&mut parsed.scenarios, &value("--scenario")?)?,
+            "--expect-fail" => add_names(&mut parsed.expect_fail, &value("--expect-fail")?)?,
             "--list" => list = true,
             "--shell" => shell = true,
             "--keep-going" => parsed.keep_going = true,
@@ -163,9 +160,9 @@ fn parse_lab(args: &[String]) -> Result<Command, UsageError> {
     }
     if parsed.mode != LabMode::Run {
         let what = if list { "--list" } else { "--shell" };
-        if !parsed.scenarios.is_empty() || parsed.keep_going {
+        if !parsed.scenarios.is_empty() || !parsed.expect_fail.is_empty() || parsed.keep_going {
             return err(format!(
-                "{what} cannot be combined with --scenario or --keep-going"
+                "{what} cannot be combined with --scenario, --expect-fail or --keep-going"
             ));
         }
         if list && timeout_given {
@@ -173,6 +170,21 @@ fn parse_lab(args: &[String]) -> Result<Command, UsageError> {
         }
     }
     Ok(Command::Lab(parsed))
+}
+
+/// Appends the comma-separated scenario names in `names` to `list`, skipping duplicates.
+fn add_names(list: &mut Vec<String>, names: &str) -> Result<(), UsageError> {
+    for name in names.split(',') {
+        if !lab_protocol::is_valid_name(name) {
+            return err(format!(
+                "'{name}' is not a scenario name (lowercase letters, digits and '-')"
+            ));
+        }
+        if !list.iter().any(|s| s == name) {
+            list.push(name.to_owned());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -202,6 +214,7 @@ mod tests {
         let a = lab("");
         assert_eq!(a.mode, LabMode::Run);
         assert!(a.scenarios.is_empty());
+        assert!(a.expect_fail.is_empty());
         assert!(!a.keep_going);
         assert_eq!(a.timeout_secs, DEFAULT_TIMEOUT_SECS);
     }
@@ -210,6 +223,16 @@ mod tests {
     fn scenarios_in_every_spelling_without_duplicates() {
         let a = lab("--scenario boot --scenario=gntalloc-evtchn -s boot,selftest-fail");
         assert_eq!(a.scenarios, ["boot", "gntalloc-evtchn", "selftest-fail"]);
+    }
+
+    #[test]
+    fn expected_failures() {
+        let a = lab("--expect-fail blk-smoke-wrong-ring-ref --expect-fail=a,b,a -s boot");
+        assert_eq!(a.expect_fail, ["blk-smoke-wrong-ring-ref", "a", "b"]);
+        assert_eq!(a.scenarios, ["boot"]);
+        assert!(lab_err("--expect-fail").contains("needs a value"));
+        assert!(lab_err("--expect-fail Bad").contains("not a scenario name"));
+        assert!(lab_err("--list --expect-fail boot").contains("cannot be combined"));
     }
 
     #[test]

@@ -20,8 +20,10 @@ use crate::host::{self, Result, Unpacked};
 
 /// Kernel modules put into dom0, with their dependencies. The first five are loaded at boot; the
 /// others are for the block, network and SCSI scenarios (backends, loop devices, LIO, the
-/// virtio-scsi CD-ROM). Don't add xen-blkfront, xen-netfront or xen-scsifront: in dom0 they would
-/// grab the devices the lab's own frontends create.
+/// virtio-scsi CD-ROM). xen-blkfront and xen-netfront are only for the `linux-blkfront` and
+/// `linux-netfront` scenarios, which load them after the lab's own frontends are done and unload
+/// them when finished: loaded, they grab every `device/vbd/*` or `device/vif/*` node in dom0,
+/// including those of the lab's own frontends. Never load them at boot.
 pub const MODULES: &[&str] = &[
     "xenfs",
     "xen-evtchn",
@@ -43,6 +45,8 @@ pub const MODULES: &[&str] = &[
     "virtio_scsi",
     "virtio_blk",
     "bridge",
+    "xen-blkfront",
+    "xen-netfront",
 ];
 
 /// The modules `/init` loads before starting xenstored.

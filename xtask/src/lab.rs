@@ -187,6 +187,22 @@ pub fn choose(
     }
 }
 
+/// The run order: the scenarios to run (those named, or the default set) without the expected
+/// failures, then the expected failures, so that their failing stops nothing else.
+pub fn plan(
+    named: &[String],
+    expect_fail: &[String],
+    known: &[ScenarioInfo],
+) -> std::result::Result<Vec<String>, String> {
+    let mut order = choose(named, known)?;
+    if !expect_fail.is_empty() {
+        choose(expect_fail, known)?;
+    }
+    order.retain(|name| !expect_fail.contains(name));
+    order.extend(expect_fail.iter().cloned());
+    Ok(order)
+}
+
 fn new_nonce() -> String {
     let seed = (SystemTime::now(), std::process::id());
     let mut n = RandomState::new().hash_one(seed);
@@ -251,7 +267,7 @@ fn run(args: &LabArgs) -> Result<ExitCode> {
         print_list(&known);
         return Ok(ExitCode::SUCCESS);
     }
-    let scenarios = match choose(&args.scenarios, &known) {
+    let scenarios = match plan(&args.scenarios, &args.expect_fail, &known) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("lab: {e}");
@@ -295,7 +311,8 @@ fn run(args: &LabArgs) -> Result<ExitCode> {
     let request = RunRequest {
         nonce: new_nonce(),
         scenarios: scenarios.clone(),
-        keep_going: args.keep_going,
+        // An expected failure stops the run unless it is the last scenario.
+        keep_going: args.keep_going || args.expect_fail.len() > 1,
     };
     let mut boot = Boot {
         xen: unpacked.xen.clone(),
@@ -351,7 +368,10 @@ fn run(args: &LabArgs) -> Result<ExitCode> {
     }
 
     println!();
-    print!("{}", render_table(&scenarios, &collector));
+    print!(
+        "{}",
+        render_table(&scenarios, &args.expect_fail, &collector)
+    );
     println!();
     if let Some((_, Some(ready_s))) = collector.started {
         println!("dom0 was ready at {ready_s:.1} s of its uptime");
@@ -360,9 +380,18 @@ fn run(args: &LabArgs) -> Result<ExitCode> {
     println!("console log: {}", serial.display());
     println!("results:     {}", results.display());
 
-    let problems = collector.problems(&scenarios, &ended, args.timeout_secs);
+    let problems = collector.problems(&scenarios, &args.expect_fail, &ended, args.timeout_secs);
     if problems.is_empty() {
-        println!("lab: all {} scenario(s) passed", scenarios.len());
+        let passed = scenarios.len() - args.expect_fail.len();
+        if args.expect_fail.is_empty() {
+            println!("lab: all {passed} scenario(s) passed");
+        } else {
+            println!(
+                "lab: all {passed} scenario(s) passed and {} failed as expected ({})",
+                args.expect_fail.len(),
+                args.expect_fail.join(", ")
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!();
@@ -405,6 +434,33 @@ mod tests {
         );
         let err = choose(&["a".to_owned(), "b".to_owned()], &known).unwrap_err();
         assert!(err.starts_with("unknown scenarios 'a', 'b';"), "{err}");
+    }
+
+    #[test]
+    fn expected_failures_run_last() {
+        let known = [
+            info("boot", true),
+            info("blk-smoke", true),
+            info("blk-smoke-wrong-ring-ref", false),
+            info("selftest-fail", false),
+        ];
+        let names = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(
+            plan(&[], &names(&["blk-smoke-wrong-ring-ref"]), &known).unwrap(),
+            ["boot", "blk-smoke", "blk-smoke-wrong-ring-ref"]
+        );
+        // A default scenario named as an expected failure moves to the end.
+        assert_eq!(
+            plan(&[], &names(&["boot", "selftest-fail"]), &known).unwrap(),
+            ["blk-smoke", "boot", "selftest-fail"]
+        );
+        assert_eq!(
+            plan(&names(&["boot"]), &names(&["selftest-fail"]), &known).unwrap(),
+            ["boot", "selftest-fail"]
+        );
+        assert!(plan(&[], &names(&["nope"]), &known)
+            .unwrap_err()
+            .starts_with("unknown scenario 'nope'"));
     }
 
     #[test]

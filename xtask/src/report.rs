@@ -182,14 +182,44 @@ impl Collector {
     }
 
     /// Everything that went wrong in a run of `expected` that ended as `ended`; empty when the
-    /// run passed.
-    pub fn problems(&self, expected: &[String], ended: &Ended, timeout_secs: u64) -> Vec<String> {
+    /// run passed. The scenarios in `expect_fail` must fail, with a reason; one that passes, fails
+    /// without saying why, or does not run is a problem.
+    pub fn problems(
+        &self,
+        expected: &[String],
+        expect_fail: &[String],
+        ended: &Ended,
+        timeout_secs: u64,
+    ) -> Vec<String> {
         let mut problems: Vec<String> = self
             .results
             .iter()
-            .filter(|r| !r.pass)
-            .map(|r| format!("scenario {} failed: {}", r.scenario, r.message))
+            .filter_map(|r| {
+                let must_fail = expect_fail.contains(&r.scenario);
+                match (must_fail, r.pass) {
+                    (false, true) => None,
+                    (false, false) => {
+                        Some(format!("scenario {} failed: {}", r.scenario, r.message))
+                    }
+                    (true, true) => Some(format!(
+                        "scenario {} passed, but it must fail (--expect-fail)",
+                        r.scenario
+                    )),
+                    (true, false) if r.message.trim().is_empty() => Some(format!(
+                        "scenario {} failed as expected, but without a reason",
+                        r.scenario
+                    )),
+                    (true, false) => None,
+                }
+            })
             .collect();
+        if let Some((_, not_run)) = &self.end {
+            for name in expect_fail.iter().filter(|n| not_run.contains(n)) {
+                problems.push(format!(
+                    "scenario {name} must fail (--expect-fail), but it did not run"
+                ));
+            }
+        }
         if let Some(fatal) = &self.fatal {
             problems.push(format!("{fatal} ({})", self.whereabouts()));
         }
@@ -240,8 +270,10 @@ impl Collector {
     }
 }
 
-/// The results as a table: one row per scenario asked for, in order.
-pub fn render_table(expected: &[String], collector: &Collector) -> String {
+/// The results as a table: one row per scenario asked for, in order. A scenario in
+/// `expect_fail` shows `XFAIL` when it failed as it must (the reason in parentheses) and `XPASS`
+/// when it passed.
+pub fn render_table(expected: &[String], expect_fail: &[String], collector: &Collector) -> String {
     let mut rows = vec![[
         "scenario".to_owned(),
         "result".into(),
@@ -254,15 +286,22 @@ pub fn render_table(expected: &[String], collector: &Collector) -> String {
         .map(|(_, n)| n.clone())
         .unwrap_or_default();
     for name in expected {
+        let must_fail = expect_fail.contains(name);
         let row = match collector.results.iter().find(|r| &r.scenario == name) {
             Some(r) => {
                 let mut figures: Vec<String> = r.figures.iter().map(ToString::to_string).collect();
                 if !r.pass {
                     figures.insert(0, format!("({})", r.message));
                 }
+                let verdict = match (must_fail, r.pass) {
+                    (false, true) => "PASS",
+                    (false, false) => "FAIL",
+                    (true, true) => "XPASS",
+                    (true, false) => "XFAIL",
+                };
                 [
                     name.clone(),
-                    if r.pass { "PASS" } else { "FAIL" }.to_owned(),
+                    verdict.to_owned(),
                     format!("{:.2} s", r.seconds),
                     figures.join(", "),
                 ]
@@ -296,11 +335,18 @@ pub fn render_table(expected: &[String], collector: &Collector) -> String {
             .unwrap_or(0)
     };
     let (w0, w1, w2) = (width(0), width(1), width(2));
-    rows.iter()
+    let mut table: String = rows
+        .iter()
         .map(|r| {
             format!("{:<w0$}  {:<w1$}  {:>w2$}  {}\n", r[0], r[1], r[2], r[3]).replace("  \n", "\n")
         })
-        .collect()
+        .collect();
+    if !expect_fail.is_empty() {
+        table.push_str(
+            "(XFAIL: failed as it must, --expect-fail; XPASS: passed although it must fail)\n",
+        );
+    }
+    table
 }
 
 #[cfg(test)]
@@ -378,9 +424,9 @@ mod tests {
         assert_eq!(c.started, Some((Duration::ZERO, Some(9.0))));
         assert_eq!(c.records.len(), 4);
         assert!(c
-            .problems(&names(&["boot"]), &Ended::Exited("exit 0".into()), 600)
+            .problems(&names(&["boot"]), &[], &Ended::Exited("exit 0".into()), 600)
             .is_empty());
-        let table = render_table(&names(&["boot"]), &c);
+        let table = render_table(&names(&["boot"]), &[], &c);
         assert_eq!(
             table,
             "scenario  result    time  key figures\n\
@@ -411,12 +457,12 @@ mod tests {
             ],
         );
         let expected = names(&["boot", "selftest-fail", "gntalloc-evtchn"]);
-        let problems = c.problems(&expected, &Ended::Exited("exit 0".into()), 600);
+        let problems = c.problems(&expected, &[], &Ended::Exited("exit 0".into()), 600);
         assert_eq!(
             problems,
             ["scenario selftest-fail failed: deliberate failure"]
         );
-        let table = render_table(&expected, &c);
+        let table = render_table(&expected, &[], &c);
         assert!(
             table.contains("selftest-fail    FAIL     0.50 s  (deliberate failure), ready 9.5 s"),
             "{table}"
@@ -426,6 +472,86 @@ mod tests {
             .notes
             .iter()
             .any(|n| n == "selftest-fail FAIL in 0.50 s: deliberate failure"));
+    }
+
+    #[test]
+    fn expected_failure_passes_the_run_and_shows_its_reason() {
+        let expected = names(&["boot", "blk-smoke-wrong-ring-ref"]);
+        let must_fail = names(&["blk-smoke-wrong-ring-ref"]);
+        let run = |outcome: Record| {
+            let mut c = Collector::new(NONCE);
+            feed(
+                &mut c,
+                &[
+                    start(&["boot", "blk-smoke-wrong-ring-ref"]),
+                    result("boot", true, ""),
+                    outcome,
+                    Record::End {
+                        passed: 1,
+                        failed: 1,
+                        not_run: vec![],
+                    },
+                ],
+            );
+            let problems = c.problems(&expected, &must_fail, &Ended::Stopped, 600);
+            (problems, render_table(&expected, &must_fail, &c))
+        };
+        let (problems, table) = run(result(
+            "blk-smoke-wrong-ring-ref",
+            false,
+            "backend did not reach Connected",
+        ));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(
+            table.contains(
+                "blk-smoke-wrong-ring-ref  XFAIL   0.50 s  (backend did not reach Connected)"
+            ),
+            "{table}"
+        );
+        assert!(table.ends_with("must fail)\n"), "{table}");
+
+        let (problems, table) = run(result("blk-smoke-wrong-ring-ref", true, ""));
+        assert_eq!(
+            problems,
+            ["scenario blk-smoke-wrong-ring-ref passed, but it must fail (--expect-fail)"]
+        );
+        assert!(table.contains("XPASS"), "{table}");
+
+        let (problems, _) = run(result("blk-smoke-wrong-ring-ref", false, " "));
+        assert_eq!(
+            problems,
+            ["scenario blk-smoke-wrong-ring-ref failed as expected, but without a reason"]
+        );
+    }
+
+    #[test]
+    fn expected_failure_not_run_is_a_problem() {
+        let mut c = Collector::new(NONCE);
+        feed(
+            &mut c,
+            &[
+                start(&["selftest-fail", "blk-smoke-wrong-ring-ref"]),
+                result("selftest-fail", false, "deliberate failure"),
+                Record::End {
+                    passed: 0,
+                    failed: 1,
+                    not_run: names(&["blk-smoke-wrong-ring-ref"]),
+                },
+            ],
+        );
+        let problems = c.problems(
+            &names(&["selftest-fail", "blk-smoke-wrong-ring-ref"]),
+            &names(&["blk-smoke-wrong-ring-ref"]),
+            &Ended::Stopped,
+            600,
+        );
+        assert_eq!(
+            problems,
+            [
+                "scenario selftest-fail failed: deliberate failure",
+                "scenario blk-smoke-wrong-ring-ref must fail (--expect-fail), but it did not run"
+            ]
+        );
     }
 
     #[test]
@@ -440,12 +566,17 @@ mod tests {
                 begin("gntalloc-evtchn"),
             ],
         );
-        let problems = c.problems(&names(&["boot", "gntalloc-evtchn"]), &Ended::TimedOut, 600);
+        let problems = c.problems(
+            &names(&["boot", "gntalloc-evtchn"]),
+            &[],
+            &Ended::TimedOut,
+            600,
+        );
         assert_eq!(
             problems,
             ["the run timed out after 600 s while scenario gntalloc-evtchn was running"]
         );
-        let table = render_table(&names(&["boot", "gntalloc-evtchn"]), &c);
+        let table = render_table(&names(&["boot", "gntalloc-evtchn"]), &[], &c);
         assert!(table.contains("did not finish"), "{table}");
     }
 
@@ -453,13 +584,13 @@ mod tests {
     fn timeout_before_dom0_is_ready() {
         let mut c = Collector::new(NONCE);
         c.line("(XEN) still booting", Duration::from_secs(1));
-        let problems = c.problems(&names(&["boot"]), &Ended::TimedOut, 30);
+        let problems = c.problems(&names(&["boot"]), &[], &Ended::TimedOut, 30);
         assert_eq!(
             problems,
             ["the run timed out after 30 s before dom0 was ready"]
         );
         assert_eq!(c.tail(5), "    | (XEN) still booting\n");
-        assert!(render_table(&names(&["boot"]), &c).contains("dom0 did not get to run it"));
+        assert!(render_table(&names(&["boot"]), &[], &c).contains("dom0 did not get to run it"));
     }
 
     #[test]
@@ -475,7 +606,7 @@ mod tests {
             c.line("Kernel panic - not syncing: again", Duration::from_secs(9)),
             Watch::Continue
         );
-        let problems = c.problems(&names(&["boot"]), &Ended::Stopped, 600);
+        let problems = c.problems(&names(&["boot"]), &[], &Ended::Stopped, 600);
         assert_eq!(problems.len(), 1);
         assert!(
             problems[0].starts_with("dom0's kernel panicked: [   12.0] Kernel panic"),
@@ -495,6 +626,7 @@ mod tests {
         assert_eq!(c.lab_exit, Some(139));
         let problems = c.problems(
             &names(&["boot"]),
+            &[],
             &Ended::Exited("exit status: 0".into()),
             600,
         );
@@ -509,6 +641,7 @@ mod tests {
         let c = Collector::new(NONCE);
         let problems = c.problems(
             &names(&["boot"]),
+            &[],
             &Ended::Exited("exit status: 1".into()),
             600,
         );
@@ -533,7 +666,7 @@ mod tests {
             }],
         );
         assert_eq!(c.damaged.len(), 1);
-        let problems = c.problems(&names(&["boot"]), &Ended::Exited("exit 0".into()), 600);
+        let problems = c.problems(&names(&["boot"]), &[], &Ended::Exited("exit 0".into()), 600);
         assert_eq!(
             problems,
             ["scenario boot: no result came back (damaged console line?)"]

@@ -5,11 +5,13 @@
 //! - [`gntdev`]: `/dev/xen/gntdev`, map another domain's grants (the backend side).
 //! - [`evtchn`]: `/dev/xen/evtchn`, event channels: allocate, bind, notify, wait, unmask.
 //! - [`xenbus`]: `/dev/xen/xenbus`, the byte stream to xenstored.
+//! - [`ring`]: a frontend's shared ring (`xen_ring::FrontRing`) over pages granted with gntalloc.
+//! - [`packet`]: raw Ethernet frames on a dom0 interface (`AF_PACKET`).
 //!
-//! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap` and `poll`
-//! calls, and the volatile accesses to shared pages. Each unsafe block has its own `SAFETY:`
-//! comment. The ioctl numbers and argument layouts are those of Linux's `include/uapi/xen/*.h`
-//! for x86_64.
+//! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap`, `poll` and
+//! socket calls, laying a ring over granted pages, and the volatile accesses to shared pages.
+//! Each unsafe block has its own `SAFETY:` comment. The ioctl numbers and argument layouts are
+//! those of Linux's `include/uapi/xen/*.h` for x86_64.
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -21,6 +23,8 @@ use std::time::{Duration, Instant};
 pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
+pub mod packet;
+pub mod ring;
 pub mod xenbus;
 
 /// The size of a page shared through the grant table.

@@ -6,9 +6,14 @@
 
 use crate::scenario::Scenario;
 
+pub mod blk_smoke;
 pub mod boot;
 pub mod gntalloc_evtchn;
+pub mod linux_frontends;
+pub mod net_smoke;
+pub mod scsi_smoke;
 pub mod selftest;
+pub mod toolstack;
 pub mod xenstore;
 
 /// Every scenario, in the order they run by default.
@@ -16,9 +21,15 @@ pub const REGISTRY: &[Scenario] = &[
     boot::SCENARIO,
     gntalloc_evtchn::SCENARIO,
     xenstore::SCENARIO,
+    blk_smoke::SCENARIO,
+    net_smoke::SCENARIO,
+    scsi_smoke::SCENARIO,
+    linux_frontends::BLKFRONT,
+    linux_frontends::NETFRONT,
     selftest::FAIL,
     selftest::PANIC,
     selftest::TIMEOUT,
+    blk_smoke::WRONG_RING_REF,
 ];
 
 #[cfg(test)]
@@ -49,5 +60,17 @@ mod tests {
             assert!(!scenario.default, "{}", scenario.name);
         }
         assert!(REGISTRY.iter().any(|s| s.default));
+        const { assert!(!blk_smoke::WRONG_RING_REF.default) };
+    }
+
+    #[test]
+    fn linux_frontends_run_after_the_lab_frontends() {
+        // Loaded, xen-blkfront and xen-netfront grab every device/vbd and device/vif node in dom0.
+        let at = |name: &str| REGISTRY.iter().position(|s| s.name == name).unwrap();
+        for linux in ["linux-blkfront", "linux-netfront"] {
+            for ours in ["blk-smoke", "net-smoke"] {
+                assert!(at(linux) > at(ours), "{linux} before {ours}");
+            }
+        }
     }
 }
