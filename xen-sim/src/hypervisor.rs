@@ -27,13 +27,14 @@ use xen_abi::hvm::{
 };
 use xen_abi::hypercall::{
     HYPERVISOR_EVENT_CHANNEL_OP, HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_HVM_OP,
-    HYPERVISOR_MEMORY_OP, HYPERVISOR_SCHED_OP, HYPERVISOR_XEN_VERSION,
+    HYPERVISOR_MEMORY_OP, HYPERVISOR_SCHED_OP, HYPERVISOR_VCPU_OP, HYPERVISOR_XEN_VERSION,
 };
 use xen_abi::memory::{
     AddToPhysmap, XENMAPIDX_GRANT_TABLE_STATUS, XENMAPSPACE_GRANT_TABLE, XENMAPSPACE_SHARED_INFO,
     XENMEM_ADD_TO_PHYSMAP,
 };
 use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN, SCHEDOP_YIELD, SHUTDOWN_SUSPEND};
+use xen_abi::shared_info::{VcpuRegisterVcpuInfo, VCPUOP_REGISTER_VCPU_INFO};
 use xen_abi::types::DOMID_SELF;
 use xen_abi::unplug::{
     PORT_LOG, PORT_MAGIC, PORT_PROTOCOL_VERSION, PORT_UNPLUG, UNPLUG_MAGIC,
@@ -154,6 +155,8 @@ pub struct HvState {
     pub suspend_outcome: SuspendOutcome,
     /// The grant-table version in force.
     pub grant_version: u32,
+    /// `vcpu_info` areas placed with `VCPUOP_register_vcpu_info`: vCPU → (GFN, offset).
+    pub vcpu_info: BTreeMap<u32, (u64, u32)>,
 }
 
 /// The hypervisor as the guest's platform layer sees it.
@@ -416,6 +419,9 @@ fn shutdown(s: &mut State, reason: u32) -> i64 {
             let guest = s.config.guest_domid;
             evtchn::reset_guest(s);
             s.store.forget_domain_state(guest);
+            // The toolstack gives the new domain's store ring a new event channel.
+            xenstore::reconnect_guest_rings(s);
+            s.hv.vcpu_info.clear();
             xenstore::service_rings(s);
             0
         }
@@ -589,6 +595,33 @@ impl Hypervisor for SimHypervisor {
 
     fn allocate_hypercall_page(&self) -> Option<u64> {
         Some(self.xen.with(|s| s.mem.alloc()))
+    }
+
+    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
+        self.xen
+            .with(|s| s.hv.calls.push((HYPERVISOR_VCPU_OP, u64::from(cmd))));
+        if !self.check_mechanism() {
+            return -i64::from(XenErrno::ENOSYS.0);
+        }
+        if cmd != VCPUOP_REGISTER_VCPU_INFO {
+            return -i64::from(XenErrno::ENOSYS.0);
+        }
+        self.xen.with(|s| {
+            with_arg(arg, |a: &mut VcpuRegisterVcpuInfo| {
+                if vcpu >= s.config.vcpus {
+                    return Err(XenErrno::ENOENT);
+                }
+                if a.offset as usize + size_of::<xen_abi::shared_info::VcpuInfo>() > PAGE_SIZE {
+                    return Err(XenErrno::EINVAL);
+                }
+                // Once per vCPU, as in Xen.
+                if s.hv.vcpu_info.contains_key(&vcpu) {
+                    return Err(XenErrno::EEXIST);
+                }
+                s.hv.vcpu_info.insert(vcpu, (a.mfn, a.offset));
+                Ok(0i64)
+            })
+        })
     }
 }
 

@@ -23,6 +23,7 @@
 mod transport;
 mod wire;
 
+pub(crate) use transport::reconnect_guest_rings;
 pub use transport::{SimRingTransport, StoreRingPage, StoreStream, DEFAULT_WAIT_TIMEOUT};
 pub use wire::StoreFault;
 pub(crate) use wire::{release_domain, service_rings};

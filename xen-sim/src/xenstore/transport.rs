@@ -152,6 +152,55 @@ impl StorePage for StoreRingPage {
     }
 }
 
+/// The toolstack's part of a store ring: an unbound port in the guest for dom0, which
+/// xenstored binds, published with the page in `HVM_PARAM_STORE_PFN` / `_EVTCHN`. Returns the
+/// guest's port (0 if none could be allocated).
+fn store_channel(s: &mut crate::State, conn: u32, gfn: u64) -> EvtchnPort {
+    let guest = s.config.guest_domid;
+    let mut au = xen_abi::event_channel::EvtchnAllocUnbound {
+        dom: guest,
+        remote_dom: 0,
+        port: 0,
+    };
+    let guest_port = match evtchn::alloc_unbound(s, guest, &mut au) {
+        Ok(()) => au.port,
+        Err(_) => 0,
+    };
+    let mut bi = xen_abi::event_channel::EvtchnBindInterdomain {
+        remote_dom: guest,
+        pad: 0,
+        remote_port: guest_port,
+        local_port: 0,
+    };
+    let dom0_port = evtchn::bind_interdomain(s, 0, &mut bi)
+        .ok()
+        .map(|()| bi.local_port);
+    s.hv.params.insert(xen_abi::hvm::HVM_PARAM_STORE_PFN, gfn);
+    s.hv.params
+        .insert(xen_abi::hvm::HVM_PARAM_STORE_EVTCHN, u64::from(guest_port));
+    if let Some(c) = s.store.conns.get_mut(&conn) {
+        c.ring_port = dom0_port;
+    }
+    guest_port
+}
+
+/// What the toolstack does for the guest's store rings when it is restored into a new domain:
+/// every port was closed, so each ring gets a new channel (and `HVM_PARAM_STORE_EVTCHN` the new
+/// port); the page stays where it was.
+pub(crate) fn reconnect_guest_rings(s: &mut crate::State) {
+    let guest = s.config.guest_domid;
+    let rings: Vec<(u32, u64)> = s
+        .store
+        .conns
+        .iter()
+        .filter(|(_, c)| c.domid == guest && !c.closed)
+        .filter_map(|(&id, c)| c.ring.map(|g| (id, g)))
+        .collect();
+    for (conn, gfn) in rings {
+        store_channel(s, conn, gfn);
+    }
+}
+
 /// The guest's xenstore transport over the shared page ([`RingTransport`] over
 /// [`StoreRingPage`]) that can also wait for the daemon.
 #[derive(Debug)]
@@ -173,33 +222,11 @@ impl SimRingTransport {
                 off::SERVER_FEATURES,
                 XENSTORE_SERVER_FEATURE_RECONNECTION | XENSTORE_SERVER_FEATURE_ERROR,
             );
-            // The toolstack's part: an unbound port in the guest for dom0, which xenstored binds.
-            let mut au = xen_abi::event_channel::EvtchnAllocUnbound {
-                dom: guest,
-                remote_dom: 0,
-                port: 0,
-            };
-            let guest_port = match evtchn::alloc_unbound(s, guest, &mut au) {
-                Ok(()) => au.port,
-                Err(_) => 0,
-            };
-            let mut bi = xen_abi::event_channel::EvtchnBindInterdomain {
-                remote_dom: guest,
-                pad: 0,
-                remote_port: guest_port,
-                local_port: 0,
-            };
-            let dom0_port = evtchn::bind_interdomain(s, 0, &mut bi)
-                .ok()
-                .map(|()| bi.local_port);
-            s.hv.params.insert(xen_abi::hvm::HVM_PARAM_STORE_PFN, gfn);
-            s.hv.params
-                .insert(xen_abi::hvm::HVM_PARAM_STORE_EVTCHN, u64::from(guest_port));
             let conn = s.store.new_conn(guest);
             if let Some(c) = s.store.conns.get_mut(&conn) {
                 c.ring = Some(gfn);
-                c.ring_port = dom0_port;
             }
+            let guest_port = store_channel(s, conn, gfn);
             (gfn, guest_port, conn)
         });
         let page = StoreRingPage {
@@ -242,6 +269,25 @@ impl SimRingTransport {
         } else {
             Ok(())
         }
+    }
+}
+
+/// The bus points the transport at the ring it read from the HVM parameters: the page must be
+/// this transport's; the port is taken over (it changes after a resume in a new domain), unread
+/// responses are discarded and the ring's indices taken as they are.
+impl xenpci_core::bus::StoreLink for SimRingTransport {
+    fn connect(&mut self, ring: xenpci_core::hypervisor::hvm::RingInfo) -> Result<(), XsError> {
+        self.check()?;
+        if ring.pfn != self.gfn() {
+            return Err(TransportError::Closed.into());
+        }
+        let page = self.inner.page_mut();
+        page.port = ring.evtchn;
+        // Responses nobody will ever match (to requests of the old connection) are dropped.
+        let prod = page.load_u32(off::RSP_PROD);
+        page.store_u32(off::RSP_CONS, prod);
+        self.inner.resync();
+        Ok(())
     }
 }
 

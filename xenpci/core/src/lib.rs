@@ -13,6 +13,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod bus;
 pub mod control;
 pub mod evtchn;
 pub mod grant_table;

@@ -253,6 +253,29 @@ where
         Ok(true)
     }
 
+    /// Sets event delivery up again after the domain resumed in a new domain, where Xen closed
+    /// every port and forgot the FIFO control blocks and event array: forgets every handler,
+    /// cursor and event-array page, then runs the start-up of [`new`](Self::new) again (FIFO if
+    /// `prefer_fifo` and still available, else 2-level with every port masked and no stale
+    /// pending bit). The shell is asked for control blocks and event-array pages again, from
+    /// page 0. Ports the bus needs (xenstore, VIRQs) must be bound or attached again afterwards.
+    pub fn reinit(&mut self, prefer_fifo: bool) -> Result<Abi, EvtchnError> {
+        self.dispatch = DispatchTable::new();
+        self.cursors = [two_level::Cursor::default(); VCPUS];
+        self.queues = [fifo::Queues::default(); VCPUS];
+        self.array_pages = 0;
+        self.abi = Abi::TwoLevel;
+        if prefer_fifo && self.init_fifo()? {
+            self.abi = Abi::Fifo;
+        } else {
+            for word in 0..EVTCHN_2L_WORDS {
+                self.shared.fetch_or(L2Bitmap::Mask, word, u64::MAX);
+                self.shared.fetch_and(L2Bitmap::Pending, word, 0);
+            }
+        }
+        Ok(self.abi)
+    }
+
     /// The ABI in use.
     pub fn abi(&self) -> Abi {
         self.abi

@@ -41,7 +41,8 @@ pub trait FifoShared {
     fn control_block(&self, vcpu: u32) -> Option<(u64, u32)>;
     /// Readies page `page` of the event array (zeroed, and from now on reachable through the
     /// word accessors) and returns its GFN for `EVTCHNOP_expand_array`, or `None` if the shell
-    /// cannot provide it. The core asks for pages in order, once each.
+    /// cannot provide it. The core asks for pages in order, once each (and again from page 0
+    /// after [`EventChannels::reinit`](super::EventChannels::reinit)).
     fn prepare_array_page(&self, page: u32) -> Option<u64>;
     /// Loads the event word of `port`.
     fn load_word(&self, port: EvtchnPort) -> EventWord;

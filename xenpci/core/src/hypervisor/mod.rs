@@ -30,6 +30,9 @@
 //!   - `allocate_hypercall_page() -> Option<u64>`: the GFN of one page of executable RAM owned
 //!     by the bus, for the hypercall-page fallback only; `None` if the platform cannot provide
 //!     one (then the fallback is unavailable).
+//!   - `vcpu_op(cmd, vcpu, arg) -> i64` (default `-ENOSYS`): `HYPERVISOR_vcpu_op`, whose vCPU id
+//!     is a separate argument; only `VCPUOP_register_vcpu_info` is issued, for vCPUs beyond the
+//!     32 slots of the shared-info page.
 //!
 //! Portable entry points built on them:
 //! - [`detect::detect`] → [`detect::XenCpuid`] (base leaf, version, hypercall MSR, HVM features,
@@ -104,6 +107,13 @@ pub trait Hypervisor: PortIo {
     fn allocate_frames(&self, count: u32) -> Option<u64>;
     /// The GFN of an executable RAM page for the hypercall-page fallback.
     fn allocate_hypercall_page(&self) -> Option<u64>;
+    /// Issues `HYPERVISOR_vcpu_op(cmd, vcpu, &arg)` (three arguments, unlike
+    /// [`Hypervisor::hypercall`]). The default answers `-ENOSYS`, which the core treats as
+    /// "not available" (see [`shared_info::register_vcpu_info`]).
+    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
+        let _ = (cmd, vcpu, arg);
+        -i64::from(XenErrno::ENOSYS.0)
+    }
 }
 
 impl<T: PortIo + ?Sized> PortIo for &T {
@@ -155,6 +165,9 @@ impl<T: Hypervisor + ?Sized> Hypervisor for &T {
     }
     fn allocate_hypercall_page(&self) -> Option<u64> {
         (**self).allocate_hypercall_page()
+    }
+    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
+        (**self).vcpu_op(cmd, vcpu, arg)
     }
 }
 

@@ -88,6 +88,43 @@ pub fn map_at<H: Hypervisor + ?Sized>(hv: &H, gfn: u64) -> Result<(), HvError> {
     call(hv, HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut arg).map(drop)
 }
 
+/// Places `vcpu`'s `vcpu_info` at byte `offset` of the page at `gfn`
+/// (`VCPUOP_register_vcpu_info`). Needed for vCPUs at or beyond [`XEN_LEGACY_MAX_VCPUS`], which
+/// have no slot in the shared-info page; once per vCPU (and again after a resume in a new
+/// domain). The area must not cross the page end. `ENOSYS` (a platform without
+/// [`Hypervisor::vcpu_op`], or an old Xen) means only the first 32 vCPUs can take events.
+pub fn register_vcpu_info<H: Hypervisor + ?Sized>(
+    hv: &H,
+    vcpu: u32,
+    gfn: u64,
+    offset: u32,
+) -> Result<(), HvError> {
+    use xen_abi::hypercall::HYPERVISOR_VCPU_OP;
+    use xen_abi::shared_info::{VcpuRegisterVcpuInfo, VCPUOP_REGISTER_VCPU_INFO};
+    use zerocopy::IntoBytes;
+    let size = size_of::<VcpuInfo>();
+    if offset as usize + size > 4096 {
+        return Err(HvError::Hypercall {
+            op: HYPERVISOR_VCPU_OP,
+            cmd: u64::from(VCPUOP_REGISTER_VCPU_INFO),
+            errno: super::XenErrno::EINVAL,
+        });
+    }
+    let mut arg = VcpuRegisterVcpuInfo {
+        mfn: gfn,
+        offset,
+        rsvd: 0,
+    };
+    let ret = hv.vcpu_op(VCPUOP_REGISTER_VCPU_INFO, vcpu, arg.as_mut_bytes());
+    super::XenErrno::from_ret(ret)
+        .map(drop)
+        .map_err(|errno| HvError::Hypercall {
+            op: HYPERVISOR_VCPU_OP,
+            cmd: u64::from(VCPUOP_REGISTER_VCPU_INFO),
+            errno,
+        })
+}
+
 /// The wall clock at Xen system time 0.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WallClock {

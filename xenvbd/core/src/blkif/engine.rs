@@ -1,0 +1,1395 @@
+//! [`Blkif`]: the queue, the in-flight table and the ring of one blkif queue.
+//!
+//! # Life of an operation
+//! [`Blkif::submit`] copies the operation and its segment list into a job slot and queues it
+//! (FIFO). Dispatch walks the queue in order: a data job is cut into *pieces* — one per 4 KiB
+//! page the backend sees, 512-byte granular — and the pieces into ring requests of at most
+//! [`FrontendParams::segments_per_request`] segments (indirect when negotiated). A segment whose
+//! offset or length is not a multiple of the logical block size goes through a bounce page from
+//! the pool given at construction (copied in before a write, out after a read); with persistent
+//! grants every piece goes through a pool page whose grant is kept. A job whose next part lacks
+//! a slot, ring space, pool page or grant waits at the head of the queue; nothing allocates.
+//! A flush is a barrier: it is issued only when every earlier job has completed, and no later
+//! job is issued before it completes.
+//!
+//! # In-flight table
+//! Each ring request occupies a slot; its id is the slot index in the low 32 bits and the slot's
+//! generation (bumped on each use) in the high 32. A response must name a busy slot with the
+//! same generation and echo the request's operation, and its status must be OKAY, ERROR or
+//! EOPNOTSUPP; anything else is an [`EngineError`] that stops the device.
+
+use xen_abi::blkif::{
+    BlkifRequestSegment, BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST, BLKIF_MAX_SEGMENTS_PER_REQUEST,
+    BLKIF_OP_DISCARD, BLKIF_OP_FLUSH_DISKCACHE, BLKIF_OP_INDIRECT, BLKIF_OP_READ, BLKIF_OP_WRITE,
+    BLKIF_OP_WRITE_BARRIER, BLKIF_RSP_EOPNOTSUPP, BLKIF_RSP_ERROR, BLKIF_RSP_OKAY,
+    BLKIF_SEGMENTS_PER_INDIRECT_PAGE,
+};
+use xen_abi::types::{DomId, GrantRef};
+use xen_ring::{RawFrontRing, RingError, RingMemory};
+use xenpci_core::grant_table::{GrantError, Revocation};
+use zerocopy::IntoBytes;
+
+use super::layout::{self, Layout, WireRequest, MAX_ENTRY, RESPONSE_BYTES};
+use super::{
+    BackendFeatures, BlockCompletion, BlockStatus, Counters, EngineError, Events, FrontendParams,
+    Grants, Io, LogEvent,
+};
+use crate::types::{BlockOp, GuestMemory, Segment, Tag, PAGE_SIZE};
+
+const SECTOR: u32 = 512;
+const NONE16: u16 = u16::MAX;
+
+/// Fixed settings of an engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The backend's domain, to which grants are given.
+    pub backend: DomId,
+    /// The `virtual-device` number put in requests.
+    pub handle: u16,
+}
+
+/// Where the engine is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineState {
+    /// No ring (before the first connect, or after a disconnect).
+    Disconnected,
+    /// The ring is set up and published; waiting for the backend to connect.
+    RingReady,
+    /// The layout probe is on the ring.
+    Probing,
+    /// Data requests flow.
+    Running,
+    /// A protocol violation stopped the device; reconnect or shut down.
+    Failed(EngineError),
+    /// Shut down for good: submissions are refused.
+    Closed,
+}
+
+/// Why an operation was not accepted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// Every job slot is busy: retry after a completion (report queue-full upstream).
+    QueueFull,
+    /// More segments than a job holds, or they do not add up to the operation's sectors, or are
+    /// not whole logical blocks.
+    Invalid,
+    /// The device is in the error state or closed.
+    Unavailable,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum PieceKind {
+    /// A guest page granted as is.
+    Direct { frame: u64, offset: u16 },
+    /// Data copied through a pool page (bounce or persistent); `page` once assigned.
+    Copy { page: u16 },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    /// Byte offset in the operation's data.
+    stream: u32,
+    /// Bytes (a multiple of 512, at most a page).
+    len: u32,
+    kind: PieceKind,
+    /// The grant of a direct piece or non-persistent copy piece while issued.
+    gref: Option<GrantRef>,
+}
+
+const EMPTY_PIECE: Piece = Piece {
+    stream: 0,
+    len: 0,
+    kind: PieceKind::Copy { page: NONE16 },
+    gref: None,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Data (or the flush/discard itself) being issued.
+    Main,
+    /// A FUA write's data is done; its flush is to be issued.
+    PostFlush,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Job<const S: usize> {
+    live: bool,
+    tag: Tag,
+    op: BlockOp,
+    segs: [Segment; S],
+    nsegs: u16,
+    pieces: [Piece; S],
+    npieces: u16,
+    planned: bool,
+    next_piece: u16,
+    /// Whether the single request of a flush/discard/post-flush has been issued.
+    issued: bool,
+    outstanding: u16,
+    phase: Phase,
+    /// First failure: (byte offset, status).
+    fail: Option<(u64, BlockStatus)>,
+}
+
+impl<const S: usize> Job<S> {
+    const EMPTY: Self = Job {
+        live: false,
+        tag: Tag(0),
+        op: BlockOp::Flush,
+        segs: [Segment {
+            frame: 0,
+            offset: 0,
+            length: 0,
+        }; S],
+        nsegs: 0,
+        pieces: [EMPTY_PIECE; S],
+        npieces: 0,
+        planned: false,
+        next_piece: 0,
+        issued: false,
+        outstanding: 0,
+        phase: Phase::Main,
+        fail: None,
+    };
+
+    fn bytes(&self) -> u64 {
+        match self.op {
+            BlockOp::Read { sectors, .. } | BlockOp::Write { sectors, .. } => sectors * 512,
+            _ => 0,
+        }
+    }
+
+    fn is_data(&self) -> bool {
+        matches!(self.op, BlockOp::Read { .. } | BlockOp::Write { .. })
+    }
+
+    fn is_barrier(&self) -> bool {
+        matches!(self.op, BlockOp::Flush)
+    }
+
+    fn reset_dispatch(&mut self) {
+        self.planned = false;
+        self.npieces = 0;
+        self.next_piece = 0;
+        self.issued = false;
+        self.outstanding = 0;
+        self.phase = Phase::Main;
+        self.fail = None;
+    }
+
+    /// Whether everything of the job is on the ring or done.
+    fn fully_issued(&self) -> bool {
+        match self.phase {
+            Phase::PostFlush => self.issued,
+            Phase::Main if self.is_data() => self.planned && self.next_piece == self.npieces,
+            Phase::Main => self.issued,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    busy: bool,
+    generation: u32,
+    job: u16,
+    /// The operation as sent (`BLKIF_OP_INDIRECT` for indirect requests).
+    wire_op: u8,
+    /// The read/write inside an indirect request.
+    inner_op: u8,
+    first_piece: u16,
+    end_piece: u16,
+    indirect: [u16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST],
+    nindirect: u8,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    busy: false,
+    generation: 0,
+    job: 0,
+    wire_op: 0,
+    inner_op: 0,
+    first_piece: 0,
+    end_piece: 0,
+    indirect: [NONE16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST],
+    nindirect: 0,
+};
+
+#[derive(Clone, Copy, Debug)]
+struct PoolPage {
+    frame: u64,
+    busy: bool,
+    /// The kept grant of a persistent page.
+    persistent: Option<GrantRef>,
+    /// The grant while issued (non-persistent use).
+    gref: Option<GrantRef>,
+}
+
+const EMPTY_PAGE: PoolPage = PoolPage {
+    frame: 0,
+    busy: false,
+    persistent: None,
+    gref: None,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Probe {
+    First,
+    Confirm(Layout),
+}
+
+/// One blkif queue: its ring, its queue of operations and everything they hold.
+///
+/// - `JOBS`: operations queued or in flight at once.
+/// - `SEGS`: segments per operation (and pieces: a list needs at most one piece per segment
+///   plus one per page of bounced data; submit refuses lists that do not fit).
+/// - `SLOTS`: ring requests in flight (the in-flight table).
+/// - `POOL`: bounce/persistent pages; `IND`: indirect pages. Their guest frames are given to
+///   [`new`](Self::new) and accessed through [`GuestMemory`].
+#[derive(Debug)]
+pub struct Blkif<
+    const JOBS: usize,
+    const SEGS: usize,
+    const SLOTS: usize,
+    const POOL: usize,
+    const IND: usize,
+> {
+    config: EngineConfig,
+    params: Option<FrontendParams>,
+    block_size: u32,
+    state: EngineState,
+    probe: Probe,
+    ring: Option<RawFrontRing>,
+    layout: Layout,
+    ring_grefs: [Option<GrantRef>; 16],
+    jobs: [Job<SEGS>; JOBS],
+    /// Live jobs in submission order.
+    order: [u16; JOBS],
+    order_len: usize,
+    slots: [Slot; SLOTS],
+    pool: [PoolPage; POOL],
+    indirect: [PoolPage; IND],
+    counters: Counters,
+}
+
+impl<
+        const JOBS: usize,
+        const SEGS: usize,
+        const SLOTS: usize,
+        const POOL: usize,
+        const IND: usize,
+    > Blkif<JOBS, SEGS, SLOTS, POOL, IND>
+{
+    /// An engine with the guest frames of its bounce/persistent pages and indirect pages
+    /// (preallocated by the platform, never freed while the engine lives).
+    pub fn new(
+        config: EngineConfig,
+        pool_frames: &[u64; POOL],
+        indirect_frames: &[u64; IND],
+    ) -> Self {
+        let mut pool = [EMPTY_PAGE; POOL];
+        for (p, f) in pool.iter_mut().zip(pool_frames) {
+            p.frame = *f;
+        }
+        let mut indirect = [EMPTY_PAGE; IND];
+        for (p, f) in indirect.iter_mut().zip(indirect_frames) {
+            p.frame = *f;
+        }
+        Blkif {
+            config,
+            params: None,
+            block_size: SECTOR,
+            state: EngineState::Disconnected,
+            probe: Probe::First,
+            ring: None,
+            layout: Layout::X86_64,
+            ring_grefs: [None; 16],
+            jobs: [Job::EMPTY; JOBS],
+            order: [0; JOBS],
+            order_len: 0,
+            slots: [EMPTY_SLOT; SLOTS],
+            pool,
+            indirect,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> EngineState {
+        self.state
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The parameters in force, once negotiated.
+    pub fn params(&self) -> Option<FrontendParams> {
+        self.params
+    }
+
+    /// Operations queued or in flight.
+    pub fn outstanding(&self) -> usize {
+        self.order_len
+    }
+
+    /// Ring requests in flight.
+    pub fn in_flight(&self) -> usize {
+        self.slots.iter().filter(|s| s.busy).count()
+    }
+
+    /// The ring's grant references, in page order (for the `ring-ref` nodes).
+    pub fn ring_refs(&self, out: &mut [GrantRef; 16]) -> usize {
+        let mut n = 0;
+        for g in self.ring_grefs.iter().map_while(|g| *g) {
+            out[n] = g;
+            n += 1;
+        }
+        n
+    }
+
+    /// At `InitWait`: takes the negotiated parameters and the ring pages (`mem`, whose guest
+    /// frames are `ring_frames`, 2^`ring_page_order` of them), initialises the ring and grants
+    /// its pages to the backend. Then publish with
+    /// [`FrontendParams::publish`] and the references from [`ring_refs`](Self::ring_refs).
+    pub fn attach_ring<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        params: FrontendParams,
+        mem: RingMemory,
+        ring_frames: &[u64],
+        io: &mut Io<'_, G, N, M>,
+    ) -> Result<(), GrantError> {
+        if self.ring.is_some() {
+            self.disconnect(io);
+        }
+        let pages = params.ring_pages();
+        if ring_frames.len() != pages || mem.pages() != pages {
+            return Err(GrantError::BadCapacity {
+                requested: pages as u32,
+            });
+        }
+        for (i, f) in ring_frames.iter().enumerate() {
+            match io.grants.grant(self.config.backend, *f, false) {
+                Ok(g) => self.ring_grefs[i] = Some(g),
+                Err(e) => {
+                    self.end_ring_grants(io);
+                    return Err(e);
+                }
+            }
+        }
+        // The probe's first request is written in the x86_64 shape; slot 0 is at the same
+        // place in both layouts.
+        let ring = RawFrontRing::init(mem, Layout::X86_64.entry_size()).map_err(|_| {
+            GrantError::BadCapacity {
+                requested: pages as u32,
+            }
+        });
+        let ring = match ring {
+            Ok(r) => r,
+            Err(e) => {
+                self.end_ring_grants(io);
+                return Err(e);
+            }
+        };
+        self.ring = Some(ring);
+        self.params = Some(params);
+        self.layout = params.layout;
+        self.state = EngineState::RingReady;
+        Ok(())
+    }
+
+    /// At `Connected`: learns the disk's block size and starts the layout probe; queued
+    /// operations are issued once it settles (in [`poll`](Self::poll)).
+    pub fn connected<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        features: &BackendFeatures,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        if self.state != EngineState::RingReady {
+            return;
+        }
+        self.block_size = features
+            .sector_size
+            .unwrap_or(SECTOR)
+            .clamp(SECTOR, PAGE_SIZE as u32);
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let probe = layout::first_probe(self.config.handle);
+        if let Err(e) = ring.push_request(&probe) {
+            self.fail(EngineError::Ring(e), io);
+            return;
+        }
+        self.state = EngineState::Probing;
+        self.probe = Probe::First;
+        if ring.push_requests_and_check_notify() {
+            io.events.notify();
+        }
+    }
+
+    /// Queues an operation on `segments` (copied; the caller keeps the buffer until the
+    /// completion with `tag`) and issues what can be issued. Operations that need no ring
+    /// request (a flush without a write cache, a discard the backend does not offer) complete
+    /// through `complete` at once.
+    pub fn submit<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        tag: Tag,
+        op: BlockOp,
+        segments: &[Segment],
+        io: &mut Io<'_, G, N, M>,
+        mut complete: impl FnMut(BlockCompletion),
+    ) -> Result<(), SubmitError> {
+        match self.state {
+            EngineState::Failed(_) | EngineState::Closed => return Err(SubmitError::Unavailable),
+            _ => {}
+        }
+        if segments.len() > SEGS {
+            return Err(SubmitError::Invalid);
+        }
+        let Some(index) = self.jobs.iter().position(|j| !j.live) else {
+            return Err(SubmitError::QueueFull);
+        };
+        let job = &mut self.jobs[index];
+        *job = Job {
+            live: true,
+            tag,
+            op,
+            nsegs: segments.len() as u16,
+            ..Job::EMPTY
+        };
+        job.segs[..segments.len()].copy_from_slice(segments);
+        if job.is_data() {
+            let sum: u64 = segments.iter().map(|s| u64::from(s.length)).sum();
+            let bad_seg = segments.iter().any(|s| {
+                s.length == 0 || usize::from(s.offset) + usize::from(s.length) > PAGE_SIZE
+            });
+            if sum != job.bytes()
+                || sum == 0
+                || sum % u64::from(self.block_size) != 0
+                || bad_seg
+                || sum > u64::from(u32::MAX)
+                || plan(job, false, self.block_size).is_none()
+                || (POOL == 0
+                    && job.pieces[..job.npieces as usize]
+                        .iter()
+                        .any(|p| matches!(p.kind, PieceKind::Copy { .. })))
+            {
+                job.live = false;
+                return Err(SubmitError::Invalid);
+            }
+            job.reset_dispatch();
+        } else if !segments.is_empty() {
+            job.live = false;
+            return Err(SubmitError::Invalid);
+        }
+        self.order[self.order_len] = index as u16;
+        self.order_len += 1;
+        self.counters.requests += 1;
+        self.dispatch(io, &mut complete);
+        Ok(())
+    }
+
+    /// Handles the ring's responses (call from the event-channel handler, and after
+    /// [`connected`](Self::connected)): settles the probe, completes operations through
+    /// `complete`, issues what waited. Returns the protocol violation that stopped the device,
+    /// if one did.
+    pub fn poll<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+        mut complete: impl FnMut(BlockCompletion),
+    ) -> Result<(), EngineError> {
+        loop {
+            loop {
+                if let EngineState::Failed(e) = self.state {
+                    return Err(e);
+                }
+                let Some(ring) = self.ring.as_mut() else {
+                    return Ok(());
+                };
+                let mut buf = [0u8; RESPONSE_BYTES];
+                match ring.take_response(&mut buf) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        self.fail(EngineError::Ring(e), io);
+                        return Err(EngineError::Ring(e));
+                    }
+                }
+                let Some(rsp) = layout::decode(self.layout, &buf) else {
+                    continue;
+                };
+                if let Err(e) = self.on_response(rsp, io, &mut complete) {
+                    self.fail(e, io);
+                    return Err(e);
+                }
+            }
+            self.dispatch(io, &mut complete);
+            let Some(ring) = self.ring.as_mut() else {
+                return Ok(());
+            };
+            match ring.final_check_for_responses() {
+                Ok(true) => continue,
+                Ok(false) => return Ok(()),
+                Err(e) => {
+                    self.fail(EngineError::Ring(e), io);
+                    return Err(EngineError::Ring(e));
+                }
+            }
+        }
+    }
+
+    /// The backend is going away but will come back (Closing/Closed then InitWait again, or a
+    /// backend restart): revokes every grant (ring, in flight, persistent, indirect) and drops
+    /// the ring. Every operation not yet completed stays queued, in order, and is issued again
+    /// from its start after the next [`attach_ring`](Self::attach_ring) and
+    /// [`connected`](Self::connected), re-split for the new backend's limits.
+    pub fn disconnect<G: Grants, N: Events, M: GuestMemory>(&mut self, io: &mut Io<'_, G, N, M>) {
+        self.release_everything(io, true);
+        if self.order_len > 0 {
+            self.counters.resubmitted += self.order_len as u64;
+            io.events.log(LogEvent::Resubmitting(self.order_len as u32));
+        }
+        if self.state != EngineState::Closed {
+            self.state = EngineState::Disconnected;
+        }
+    }
+
+    /// After the domain resumed in a new domain: the old grants and ring are void (the grant
+    /// table was reset), so they are forgotten, not revoked; operations are kept as for
+    /// [`disconnect`](Self::disconnect).
+    pub fn resumed(&mut self) {
+        for g in self.ring_grefs.iter_mut() {
+            *g = None;
+        }
+        for s in self.slots.iter_mut() {
+            s.busy = false;
+            s.generation = s.generation.wrapping_add(1);
+        }
+        for p in self.pool.iter_mut().chain(self.indirect.iter_mut()) {
+            p.busy = false;
+            p.persistent = None;
+            p.gref = None;
+        }
+        for &j in &self.order[..self.order_len] {
+            let job = &mut self.jobs[j as usize];
+            for p in job.pieces.iter_mut() {
+                p.gref = None;
+            }
+            job.reset_dispatch();
+        }
+        self.counters.resubmitted += self.order_len as u64;
+        self.ring = None;
+        if self.state != EngineState::Closed {
+            self.state = EngineState::Disconnected;
+        }
+    }
+
+    /// The backend is gone for good (or the device is removed): revokes every grant and
+    /// completes every outstanding operation with [`BlockStatus::Disconnected`]. Later
+    /// submissions are refused.
+    pub fn shutdown<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+        mut complete: impl FnMut(BlockCompletion),
+    ) {
+        self.release_everything(io, true);
+        for i in 0..self.order_len {
+            let j = self.order[i] as usize;
+            let job = &mut self.jobs[j];
+            complete(BlockCompletion {
+                tag: job.tag,
+                status: BlockStatus::Disconnected,
+                transferred: 0,
+            });
+            job.live = false;
+        }
+        self.order_len = 0;
+        self.state = EngineState::Closed;
+    }
+
+    // ---- internals ----
+
+    fn fail<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        e: EngineError,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        self.counters.errors += 1;
+        self.state = EngineState::Failed(e);
+        io.events.log(LogEvent::Error(e));
+    }
+
+    fn end_grant<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        gref: GrantRef,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        if let Ok(Revocation::Deferred) = io.grants.end(gref) {
+            self.counters.deferred_revocations += 1;
+        }
+    }
+
+    fn end_ring_grants<G: Grants, N: Events, M: GuestMemory>(&mut self, io: &mut Io<'_, G, N, M>) {
+        for i in 0..self.ring_grefs.len() {
+            if let Some(g) = self.ring_grefs[i].take() {
+                self.end_grant(g, io);
+            }
+        }
+    }
+
+    fn release_everything<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+        reset_jobs: bool,
+    ) {
+        for s in 0..SLOTS {
+            if self.slots[s].busy {
+                self.release_slot(s, io);
+            }
+            self.slots[s].generation = self.slots[s].generation.wrapping_add(1);
+        }
+        for i in 0..POOL {
+            if let Some(g) = self.pool[i].persistent.take() {
+                self.end_grant(g, io);
+            }
+            if let Some(g) = self.pool[i].gref.take() {
+                self.end_grant(g, io);
+            }
+            self.pool[i].busy = false;
+        }
+        for i in 0..IND {
+            if let Some(g) = self.indirect[i].gref.take() {
+                self.end_grant(g, io);
+            }
+            self.indirect[i].busy = false;
+        }
+        if reset_jobs {
+            for k in 0..self.order_len {
+                let j = self.order[k] as usize;
+                self.jobs[j].reset_dispatch();
+            }
+        }
+        self.end_ring_grants(io);
+        self.ring = None;
+    }
+
+    /// Ends the grants and frees the pages of slot `s` (no copying).
+    fn release_slot<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        s: usize,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        let slot = self.slots[s];
+        self.slots[s].busy = false;
+        for k in 0..usize::from(slot.nindirect) {
+            let p = slot.indirect[k] as usize;
+            if let Some(g) = self.indirect[p].gref.take() {
+                self.end_grant(g, io);
+            }
+            self.indirect[p].busy = false;
+        }
+        let j = slot.job as usize;
+        for i in slot.first_piece..slot.end_piece {
+            let piece = self.jobs[j].pieces[i as usize];
+            if let Some(g) = piece.gref {
+                self.end_grant(g, io);
+                self.jobs[j].pieces[i as usize].gref = None;
+            }
+            if let PieceKind::Copy { page } = piece.kind {
+                if page != NONE16 {
+                    let pg = &mut self.pool[page as usize];
+                    pg.busy = false;
+                    if let Some(g) = pg.gref.take() {
+                        self.end_grant(g, io);
+                    }
+                    self.jobs[j].pieces[i as usize].kind = PieceKind::Copy { page: NONE16 };
+                }
+            }
+        }
+    }
+
+    fn on_response<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        rsp: layout::WireResponse,
+        io: &mut Io<'_, G, N, M>,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) -> Result<(), EngineError> {
+        if self.state == EngineState::Probing {
+            return self.on_probe_response(rsp, io);
+        }
+        let s = (rsp.id & 0xffff_ffff) as usize;
+        let generation = (rsp.id >> 32) as u32;
+        let Some(slot) = self.slots.get(s).copied() else {
+            return Err(EngineError::UnknownId { id: rsp.id });
+        };
+        if slot.generation != generation {
+            return Err(EngineError::UnknownId { id: rsp.id });
+        }
+        if !slot.busy {
+            return Err(EngineError::DuplicateId { id: rsp.id });
+        }
+        if rsp.operation != slot.wire_op
+            && !(slot.wire_op == BLKIF_OP_INDIRECT && rsp.operation == slot.inner_op)
+        {
+            return Err(EngineError::WrongOperation {
+                id: rsp.id,
+                expected: slot.wire_op,
+                got: rsp.operation,
+            });
+        }
+        let status = match rsp.status {
+            BLKIF_RSP_OKAY => BlockStatus::Ok,
+            BLKIF_RSP_ERROR => BlockStatus::IoError,
+            BLKIF_RSP_EOPNOTSUPP => BlockStatus::NotSupported,
+            status => return Err(EngineError::BadStatus { id: rsp.id, status }),
+        };
+        let j = slot.job as usize;
+        // Copy read data out of pool pages before the pages are released.
+        if status == BlockStatus::Ok && matches!(self.jobs[j].op, BlockOp::Read { .. }) {
+            for i in slot.first_piece..slot.end_piece {
+                let piece = self.jobs[j].pieces[i as usize];
+                if let PieceKind::Copy { page } = piece.kind {
+                    let frame = self.pool[page as usize].frame;
+                    copy_out(&self.jobs[j], piece, frame, io.memory);
+                }
+            }
+        }
+        if status == BlockStatus::NotSupported {
+            io.events.log(LogEvent::NotSupported(slot.wire_op));
+        }
+        self.release_slot(s, io);
+        let job = &mut self.jobs[j];
+        job.outstanding -= 1;
+        if status != BlockStatus::Ok {
+            let at = if slot.end_piece > slot.first_piece {
+                u64::from(job.pieces[slot.first_piece as usize].stream)
+            } else {
+                0
+            };
+            if job.fail.is_none_or(|(f, _)| at < f) {
+                job.fail = Some((at, status));
+            }
+        }
+        if job.outstanding == 0 && job.fully_issued() {
+            let fua = matches!(job.op, BlockOp::Write { fua: true, .. });
+            let params = self.params.unwrap_or_else(unreachable_params);
+            if job.phase == Phase::Main
+                && fua
+                && job.fail.is_none()
+                && (params.flush || params.barrier)
+            {
+                job.phase = Phase::PostFlush;
+                job.issued = false;
+            } else {
+                let c = BlockCompletion {
+                    tag: job.tag,
+                    status: job.fail.map_or(BlockStatus::Ok, |(_, s)| s),
+                    transferred: match job.fail {
+                        Some((at, _)) if job.phase == Phase::Main => at.min(job.bytes()),
+                        Some(_) => job.bytes(),
+                        None => job.bytes(),
+                    },
+                };
+                if c.status != BlockStatus::Ok {
+                    self.counters.errors += 1;
+                }
+                self.finish(j);
+                complete(c);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_probe_response<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        rsp: layout::WireResponse,
+        io: &mut Io<'_, G, N, M>,
+    ) -> Result<(), EngineError> {
+        let plausible = rsp.operation == layout::PROBE_OPERATION
+            && matches!(rsp.status, BLKIF_RSP_ERROR | BLKIF_RSP_EOPNOTSUPP);
+        match self.probe {
+            Probe::First => {
+                let chosen = layout::classify_first_probe(&rsp)
+                    .filter(|_| plausible)
+                    .ok_or(EngineError::ProbeFailed { id: rsp.id })?;
+                let ring = self
+                    .ring
+                    .as_mut()
+                    .ok_or(EngineError::ProbeFailed { id: rsp.id })?;
+                let mem = ring.memory().clone();
+                let index = ring.rsp_cons();
+                let mut ring = RawFrontRing::attach_at(mem, chosen.entry_size(), index)
+                    .map_err(EngineError::Ring)?;
+                let mut out = [0u8; MAX_ENTRY];
+                let n = layout::confirm_probe(chosen, self.config.handle, &mut out);
+                ring.push_request(&out[..n]).map_err(EngineError::Ring)?;
+                if ring.push_requests_and_check_notify() {
+                    io.events.notify();
+                }
+                self.ring = Some(ring);
+                self.layout = chosen;
+                self.probe = Probe::Confirm(chosen);
+                Ok(())
+            }
+            Probe::Confirm(chosen) => {
+                if rsp.id != layout::PROBE_ID_CONFIRM || !plausible {
+                    return Err(EngineError::ProbeFailed { id: rsp.id });
+                }
+                self.layout = chosen;
+                if let Some(p) = self.params.as_mut() {
+                    p.layout = chosen;
+                }
+                self.counters.layout = Some(chosen);
+                self.state = EngineState::Running;
+                io.events.log(LogEvent::LayoutSelected(chosen));
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes job `j` from the live list.
+    fn finish(&mut self, j: usize) {
+        self.jobs[j].live = false;
+        if let Some(pos) = self.order[..self.order_len]
+            .iter()
+            .position(|&x| x as usize == j)
+        {
+            self.order.copy_within(pos + 1..self.order_len, pos);
+            self.order_len -= 1;
+        }
+    }
+
+    /// Issues queued work in order until something is missing.
+    fn dispatch<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) {
+        if self.state != EngineState::Running || self.ring.is_none() {
+            return;
+        }
+        let mut pushed = false;
+        let mut k = 0;
+        while k < self.order_len {
+            let j = self.order[k] as usize;
+            let job = &self.jobs[j];
+            if job.is_barrier() {
+                if k > 0 {
+                    break; // earlier operations first
+                }
+                if job.issued {
+                    break; // later operations wait for the flush
+                }
+            }
+            if job.fully_issued() {
+                k += 1;
+                continue;
+            }
+            match self.issue_job(j, io, &mut pushed, complete) {
+                Issue::Done => {
+                    if !self.jobs[j].live {
+                        // Completed without the ring; the list shifted.
+                        continue;
+                    }
+                    if self.jobs[j].is_barrier() {
+                        break;
+                    }
+                    k += 1;
+                }
+                Issue::Wait => break,
+            }
+        }
+        if pushed {
+            if let Some(ring) = self.ring.as_mut() {
+                if ring.push_requests_and_check_notify() {
+                    io.events.notify();
+                }
+            }
+        }
+    }
+
+    fn free_slot(&self) -> Option<usize> {
+        self.slots.iter().position(|s| !s.busy)
+    }
+
+    fn ring_has_room(&self) -> bool {
+        self.ring.as_ref().is_some_and(|r| r.free_requests() > 0)
+    }
+
+    fn issue_job<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        j: usize,
+        io: &mut Io<'_, G, N, M>,
+        pushed: &mut bool,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) -> Issue {
+        let params = self.params.unwrap_or_else(unreachable_params);
+        let job = &self.jobs[j];
+        if job.phase == Phase::PostFlush || !job.is_data() {
+            let (op, id_sector, discard) = match (job.phase, job.op) {
+                (Phase::PostFlush, _) | (_, BlockOp::Flush) => {
+                    if params.flush {
+                        (BLKIF_OP_FLUSH_DISKCACHE, 0, None)
+                    } else if params.barrier {
+                        (BLKIF_OP_WRITE_BARRIER, 0, None)
+                    } else {
+                        // No volatile cache to flush: done at once.
+                        return self.complete_now(j, BlockStatus::Ok, complete);
+                    }
+                }
+                (
+                    _,
+                    BlockOp::Discard {
+                        sector,
+                        sectors,
+                        secure,
+                    },
+                ) => match params.discard {
+                    Some(d) if !secure || d.secure => {
+                        (BLKIF_OP_DISCARD, sector, Some((sectors, secure)))
+                    }
+                    _ => return self.complete_now(j, BlockStatus::NotSupported, complete),
+                },
+                _ => return Issue::Wait,
+            };
+            let Some(s) = self.free_slot() else {
+                return Issue::Wait;
+            };
+            if !self.ring_has_room() {
+                return Issue::Wait;
+            }
+            let id = self.take_slot(s, j, op, op, 0, 0);
+            let req = match discard {
+                Some((sectors, secure)) => WireRequest::Discard {
+                    id,
+                    sector: id_sector,
+                    sectors,
+                    secure,
+                },
+                None => WireRequest::Direct {
+                    operation: op,
+                    id,
+                    sector: 0,
+                    segments: &[],
+                },
+            };
+            self.push(&req, pushed);
+            let job = &mut self.jobs[j];
+            job.issued = true;
+            job.outstanding += 1;
+            return Issue::Done;
+        }
+
+        // Data.
+        if !self.jobs[j].planned
+            && plan(&mut self.jobs[j], params.persistent, self.block_size).is_none()
+        {
+            return self.complete_now(j, BlockStatus::Invalid, complete);
+        }
+        let (write, start_sector) = match self.jobs[j].op {
+            BlockOp::Read { sector, .. } => (false, sector),
+            BlockOp::Write { sector, .. } => (true, sector),
+            _ => return Issue::Wait,
+        };
+        let op = if write { BLKIF_OP_WRITE } else { BLKIF_OP_READ };
+        while self.jobs[j].next_piece < self.jobs[j].npieces {
+            let Some(s) = self.free_slot() else {
+                return Issue::Wait;
+            };
+            if !self.ring_has_room() {
+                return Issue::Wait;
+            }
+            let first = self.jobs[j].next_piece as usize;
+            let remaining = self.jobs[j].npieces as usize - first;
+            let free_ind = self.indirect.iter().filter(|p| !p.busy).count();
+            let cap = if params.indirect_segments > 0 && free_ind > 0 {
+                (params.indirect_segments as usize)
+                    .min(free_ind * BLKIF_SEGMENTS_PER_INDIRECT_PAGE)
+                    .max(BLKIF_MAX_SEGMENTS_PER_REQUEST)
+            } else {
+                BLKIF_MAX_SEGMENTS_PER_REQUEST
+            };
+            let want = remaining.min(cap);
+            // Acquire pages and grants piece by piece.
+            let mut got = 0;
+            while got < want {
+                if !self.acquire_piece(j, first + got, write, params.persistent, io) {
+                    break;
+                }
+                got += 1;
+            }
+            if got == 0 {
+                return Issue::Wait;
+            }
+            let indirect = got > BLKIF_MAX_SEGMENTS_PER_REQUEST;
+            let mut ind_pages = [NONE16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+            let mut ind_grefs = [0 as GrantRef; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+            let mut nind = 0;
+            if indirect {
+                let needed = got.div_ceil(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
+                let mut ok = true;
+                for (p, page) in self.indirect.iter().enumerate() {
+                    if nind == needed {
+                        break;
+                    }
+                    if !page.busy {
+                        ind_pages[nind] = p as u16;
+                        nind += 1;
+                    }
+                }
+                // Fill and grant the indirect pages.
+                for (k, &p) in ind_pages[..nind].iter().enumerate() {
+                    let frame = self.indirect[p as usize].frame;
+                    let lo = first + k * BLKIF_SEGMENTS_PER_INDIRECT_PAGE;
+                    let hi = (lo + BLKIF_SEGMENTS_PER_INDIRECT_PAGE).min(first + got);
+                    for (n, i) in (lo..hi).enumerate() {
+                        let seg = self.wire_segment(j, i);
+                        io.memory.write(frame, n * 8, seg.as_bytes());
+                    }
+                    match io.grants.grant(self.config.backend, frame, true) {
+                        Ok(g) => {
+                            self.indirect[p as usize].busy = true;
+                            self.indirect[p as usize].gref = Some(g);
+                            ind_grefs[k] = g;
+                        }
+                        Err(_) => {
+                            ok = false;
+                            break;
+                        }
+                    }
+                }
+                if nind < needed || !ok {
+                    for &p in &ind_pages[..nind] {
+                        if let Some(g) = self.indirect[p as usize].gref.take() {
+                            self.end_grant(g, io);
+                        }
+                        self.indirect[p as usize].busy = false;
+                    }
+                    self.release_pieces(j, first, first + got, io);
+                    return Issue::Wait;
+                }
+            }
+            let wire_op = if indirect { BLKIF_OP_INDIRECT } else { op };
+            let id = self.take_slot(s, j, wire_op, op, first as u16, (first + got) as u16);
+            self.slots[s].indirect = ind_pages;
+            self.slots[s].nindirect = nind as u8;
+            let sector = start_sector + u64::from(self.jobs[j].pieces[first].stream / SECTOR);
+            if indirect {
+                self.push(
+                    &WireRequest::Indirect {
+                        indirect_op: op,
+                        id,
+                        sector,
+                        nr_segments: got as u16,
+                        pages: &ind_grefs[..nind],
+                    },
+                    pushed,
+                );
+                self.counters.indirect_requests += 1;
+            } else {
+                let mut segs = [BlkifRequestSegment::new(0, 0, 0); BLKIF_MAX_SEGMENTS_PER_REQUEST];
+                for (n, seg) in segs[..got].iter_mut().enumerate() {
+                    *seg = self.wire_segment(j, first + n);
+                }
+                self.push(
+                    &WireRequest::Direct {
+                        operation: op,
+                        id,
+                        sector,
+                        segments: &segs[..got],
+                    },
+                    pushed,
+                );
+            }
+            self.counters.segments += got as u64;
+            let job = &mut self.jobs[j];
+            job.next_piece += got as u16;
+            job.outstanding += 1;
+        }
+        Issue::Done
+    }
+
+    fn wire_segment(&self, j: usize, i: usize) -> BlkifRequestSegment {
+        let piece = self.jobs[j].pieces[i];
+        let first = match piece.kind {
+            PieceKind::Direct { offset, .. } => (u32::from(offset) / SECTOR) as u8,
+            PieceKind::Copy { .. } => 0,
+        };
+        let last = first + (piece.len / SECTOR) as u8 - 1;
+        let gref = match piece.kind {
+            PieceKind::Copy { page } if page != NONE16 => {
+                let pg = &self.pool[page as usize];
+                pg.persistent.or(pg.gref).unwrap_or(0)
+            }
+            _ => piece.gref.unwrap_or(0),
+        };
+        BlkifRequestSegment::new(gref, first, last)
+    }
+
+    /// Gets piece `i` of job `j` ready: a pool page (filled for writes) and a grant.
+    fn acquire_piece<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        j: usize,
+        i: usize,
+        write: bool,
+        persistent: bool,
+        io: &mut Io<'_, G, N, M>,
+    ) -> bool {
+        let piece = self.jobs[j].pieces[i];
+        match piece.kind {
+            PieceKind::Direct { frame, .. } => {
+                match io.grants.grant(self.config.backend, frame, write) {
+                    Ok(g) => {
+                        self.jobs[j].pieces[i].gref = Some(g);
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+            PieceKind::Copy { .. } => {
+                // Prefer a page whose persistent grant is kept.
+                let page = if persistent {
+                    self.pool
+                        .iter()
+                        .position(|p| !p.busy && p.persistent.is_some())
+                        .or_else(|| self.pool.iter().position(|p| !p.busy))
+                } else {
+                    self.pool.iter().position(|p| !p.busy)
+                };
+                let Some(p) = page else {
+                    return false;
+                };
+                let frame = self.pool[p].frame;
+                if write {
+                    copy_in(&self.jobs[j], piece, frame, io.memory);
+                }
+                if persistent {
+                    if self.pool[p].persistent.is_some() {
+                        self.counters.persistent_hits += 1;
+                    } else {
+                        match io.grants.grant(self.config.backend, frame, false) {
+                            Ok(g) => self.pool[p].persistent = Some(g),
+                            Err(_) => return false,
+                        }
+                    }
+                } else {
+                    match io.grants.grant(self.config.backend, frame, write) {
+                        Ok(g) => self.pool[p].gref = Some(g),
+                        Err(_) => return false,
+                    }
+                    self.counters.bounced_segments += 1;
+                }
+                self.pool[p].busy = true;
+                self.jobs[j].pieces[i].kind = PieceKind::Copy { page: p as u16 };
+                true
+            }
+        }
+    }
+
+    fn release_pieces<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        j: usize,
+        from: usize,
+        to: usize,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        for i in from..to {
+            let piece = self.jobs[j].pieces[i];
+            if let Some(g) = piece.gref {
+                self.end_grant(g, io);
+                self.jobs[j].pieces[i].gref = None;
+            }
+            if let PieceKind::Copy { page } = piece.kind {
+                if page != NONE16 {
+                    self.pool[page as usize].busy = false;
+                    if let Some(g) = self.pool[page as usize].gref.take() {
+                        self.end_grant(g, io);
+                    }
+                    self.jobs[j].pieces[i].kind = PieceKind::Copy { page: NONE16 };
+                }
+            }
+        }
+    }
+
+    fn take_slot(
+        &mut self,
+        s: usize,
+        j: usize,
+        wire_op: u8,
+        inner_op: u8,
+        first: u16,
+        end: u16,
+    ) -> u64 {
+        let slot = &mut self.slots[s];
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.busy = true;
+        slot.job = j as u16;
+        slot.wire_op = wire_op;
+        slot.inner_op = inner_op;
+        slot.first_piece = first;
+        slot.end_piece = end;
+        slot.nindirect = 0;
+        slot.indirect = [NONE16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+        (u64::from(slot.generation) << 32) | s as u64
+    }
+
+    fn push(&mut self, req: &WireRequest<'_>, pushed: &mut bool) {
+        let mut out = [0u8; MAX_ENTRY];
+        let n = layout::encode(self.layout, self.config.handle, req, &mut out);
+        if let Some(ring) = self.ring.as_mut() {
+            // Room was checked before the slot was taken.
+            let _: Result<(), RingError> = ring.push_request(&out[..n]);
+        }
+        self.counters.ring_requests += 1;
+        *pushed = true;
+    }
+
+    fn complete_now(
+        &mut self,
+        j: usize,
+        status: BlockStatus,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) -> Issue {
+        let c = BlockCompletion {
+            tag: self.jobs[j].tag,
+            status,
+            transferred: if status == BlockStatus::Ok {
+                self.jobs[j].bytes()
+            } else {
+                0
+            },
+        };
+        if status != BlockStatus::Ok {
+            self.counters.errors += 1;
+        }
+        self.finish(j);
+        complete(c);
+        Issue::Done
+    }
+}
+
+enum Issue {
+    Done,
+    Wait,
+}
+
+fn unreachable_params() -> FrontendParams {
+    FrontendParams::negotiate(
+        &super::FrontendConfig::default(),
+        &BackendFeatures::default(),
+    )
+}
+
+/// Cuts a data job into pieces. Returns `None` when they do not fit the job.
+fn plan<const S: usize>(job: &mut Job<S>, persistent: bool, align: u32) -> Option<()> {
+    let segs = &job.segs[..job.nsegs as usize];
+    let total: u32 = segs.iter().map(|s| u32::from(s.length)).sum();
+    let eligible = |s: &Segment| {
+        !persistent && u32::from(s.offset) % align == 0 && u32::from(s.length) % align == 0
+    };
+    let mut n = 0usize;
+    let (mut i, mut within, mut pos) = (0usize, 0u32, 0u32);
+    while pos < total {
+        if n == S {
+            return None;
+        }
+        let s = segs[i];
+        if within == 0 && eligible(&s) {
+            job.pieces[n] = Piece {
+                stream: pos,
+                len: u32::from(s.length),
+                kind: PieceKind::Direct {
+                    frame: s.frame,
+                    offset: s.offset,
+                },
+                gref: None,
+            };
+            n += 1;
+            pos += u32::from(s.length);
+            i += 1;
+            continue;
+        }
+        let start = pos;
+        let limit = (start + PAGE_SIZE as u32).min(total);
+        loop {
+            let rem = u32::from(segs[i].length) - within;
+            if pos + rem <= limit {
+                pos += rem;
+                i += 1;
+                within = 0;
+                if pos == limit || (i < segs.len() && eligible(&segs[i]) && pos % align == 0) {
+                    break;
+                }
+            } else {
+                within += limit - pos;
+                pos = limit;
+                break;
+            }
+        }
+        job.pieces[n] = Piece {
+            stream: start,
+            len: pos - start,
+            kind: PieceKind::Copy { page: NONE16 },
+            gref: None,
+        };
+        n += 1;
+    }
+    job.npieces = n as u16;
+    job.planned = true;
+    job.next_piece = 0;
+    Some(())
+}
+
+/// Calls `f(frame, offset_in_page, offset_in_piece, len)` for the guest ranges holding the
+/// operation's bytes `stream..stream + len`.
+fn for_guest_ranges<const S: usize>(
+    job: &Job<S>,
+    stream: u32,
+    len: u32,
+    mut f: impl FnMut(u64, usize, usize, usize),
+) {
+    let mut seg_start = 0u32;
+    let end = stream + len;
+    for s in &job.segs[..job.nsegs as usize] {
+        let seg_end = seg_start + u32::from(s.length);
+        let lo = seg_start.max(stream);
+        let hi = seg_end.min(end);
+        if lo < hi {
+            f(
+                s.frame,
+                usize::from(s.offset) + (lo - seg_start) as usize,
+                (lo - stream) as usize,
+                (hi - lo) as usize,
+            );
+        }
+        if seg_end >= end {
+            break;
+        }
+        seg_start = seg_end;
+    }
+}
+
+fn copy_in<const S: usize, M: GuestMemory>(job: &Job<S>, piece: Piece, page: u64, mem: &mut M) {
+    let mut chunk = [0u8; 512];
+    for_guest_ranges(job, piece.stream, piece.len, |frame, off, at, len| {
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            mem.read(frame, off + done, &mut chunk[..n]);
+            mem.write(page, at + done, &chunk[..n]);
+            done += n;
+        }
+    });
+}
+
+fn copy_out<const S: usize, M: GuestMemory>(job: &Job<S>, piece: Piece, page: u64, mem: &mut M) {
+    let mut chunk = [0u8; 512];
+    for_guest_ranges(job, piece.stream, piece.len, |frame, off, at, len| {
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            mem.read(page, at + done, &mut chunk[..n]);
+            mem.write(frame, off + done, &chunk[..n]);
+            done += n;
+        }
+    });
+}

@@ -1,0 +1,214 @@
+//! The blkif engine: block operations in, blkif requests on the shared ring, completions out.
+//!
+//! # Pieces
+//! - [`negotiate`]: the backend's features ([`BackendFeatures`], parsed from its xenstore nodes
+//!   with typed [`FeatureError`]s), the frontend's choices ([`FrontendParams`]: ring order,
+//!   queues, indirect segments, persistent grants, protocol) and the nodes it publishes, plus the
+//!   [`DiskInfo`](crate::DiskInfo) the SCSI layer presents.
+//! - [`layout`]: the x86_64 and x86_32 ring layouts and the probe that finds which one the
+//!   backend really uses.
+//! - [`engine`]: [`Blkif`], the queue, the in-flight table, bounce/persistent pages and
+//!   indirect pages, recovery and counters.
+//!
+//! # Platform independence
+//! The engine reaches the platform only through [`Grants`] (grant a frame to the backend domain,
+//! end access with deferral: implemented here for xenpci-core's
+//! [`GrantTable`]), [`Events`] (kick the event channel,
+//! log) and [`GuestMemory`] (copy through bounce and persistent pages,
+//! write indirect pages), bundled per call in an [`Io`].
+
+pub mod engine;
+pub mod layout;
+pub mod negotiate;
+
+#[cfg(test)]
+mod tests;
+
+use core::fmt;
+
+use xen_abi::types::{DomId, GrantRef};
+use xenpci_core::grant_table::{GrantEntries, GrantError, GrantTable, Revocation};
+
+pub use engine::{Blkif, EngineConfig, EngineState, SubmitError};
+pub use layout::Layout;
+pub use negotiate::{
+    BackendFeatures, DeviceType, FeatureError, FrontendConfig, FrontendParams, NodeError,
+    MAX_QUEUES, MAX_RING_PAGE_ORDER,
+};
+
+use crate::types::GuestMemory;
+
+/// Granting guest frames to the backend domain.
+pub trait Grants {
+    /// Grants `domid` access to `frame`, read-only when `readonly`.
+    fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError>;
+    /// Ends access through `gref`; [`Revocation::Deferred`] when the backend still maps it (the
+    /// implementation retries later and the page must not be handed to anyone else meanwhile).
+    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError>;
+}
+
+impl<E: GrantEntries> Grants for GrantTable<'_, E> {
+    fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
+        self.grant_access(domid, frame, readonly)
+    }
+
+    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError> {
+        self.end_access(gref)
+    }
+}
+
+/// Something worth a log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogEvent {
+    /// The layout probe settled on this layout.
+    LayoutSelected(Layout),
+    /// The device entered the error state.
+    Error(EngineError),
+    /// After a reconnect, this many requests are queued again.
+    Resubmitting(u32),
+    /// The backend refused an operation it advertised (flush, barrier, discard).
+    NotSupported(u8),
+}
+
+/// The event channel and the log.
+pub trait Events {
+    /// Notifies the backend through the queue's event channel.
+    fn notify(&mut self);
+    /// Records an event; the default ignores it.
+    fn log(&mut self, event: LogEvent) {
+        let _ = event;
+    }
+}
+
+/// What an engine call may use of the platform.
+#[derive(Debug)]
+pub struct Io<'a, G, N, M> {
+    /// The grant table.
+    pub grants: &'a mut G,
+    /// The event channel and log.
+    pub events: &'a mut N,
+    /// Guest memory, for bounce, persistent and indirect pages.
+    pub memory: &'a mut M,
+}
+
+impl<'a, G: Grants, N: Events, M: GuestMemory> Io<'a, G, N, M> {
+    /// Bundles the three.
+    pub fn new(grants: &'a mut G, events: &'a mut N, memory: &'a mut M) -> Self {
+        Io {
+            grants,
+            events,
+            memory,
+        }
+    }
+}
+
+/// How a block operation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockStatus {
+    /// Done.
+    Ok,
+    /// The backend reported an I/O error (`BLKIF_RSP_ERROR`).
+    IoError,
+    /// The operation is not supported by the backend (`BLKIF_RSP_EOPNOTSUPP`, or not offered).
+    NotSupported,
+    /// The request cannot be expressed (segments do not match the sector count, or need more
+    /// pieces than a request slot holds).
+    Invalid,
+    /// The backend went away for good, or the device was shut down after an error.
+    Disconnected,
+}
+
+/// A finished block operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockCompletion {
+    /// The tag given at submission.
+    pub tag: crate::types::Tag,
+    /// How it ended.
+    pub status: BlockStatus,
+    /// Bytes transferred before the first failure (all of them on success).
+    pub transferred: u64,
+}
+
+/// A backend protocol violation: the device stops issuing requests until it is reconnected or
+/// shut down. No request is completed on the strength of the offending response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineError {
+    /// A response `id` names no request ever issued in that slot.
+    UnknownId {
+        /// The id.
+        id: u64,
+    },
+    /// A response `id` names a request already completed.
+    DuplicateId {
+        /// The id.
+        id: u64,
+    },
+    /// The response's operation is not the request's.
+    WrongOperation {
+        /// The id.
+        id: u64,
+        /// The operation sent.
+        expected: u8,
+        /// The operation in the response.
+        got: u8,
+    },
+    /// The status is none of OKAY, ERROR, EOPNOTSUPP.
+    BadStatus {
+        /// The id.
+        id: u64,
+        /// The status.
+        status: i16,
+    },
+    /// The layout probe's responses matched neither layout.
+    ProbeFailed {
+        /// The id that came back.
+        id: u64,
+    },
+    /// The ring's indices were impossible (the ring is poisoned).
+    Ring(xen_ring::RingError),
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::UnknownId { id } => write!(f, "response for unknown id {id:#x}"),
+            EngineError::DuplicateId { id } => write!(f, "second response for id {id:#x}"),
+            EngineError::WrongOperation { id, expected, got } => write!(
+                f,
+                "response for id {id:#x} has operation {got}, request had {expected}"
+            ),
+            EngineError::BadStatus { id, status } => {
+                write!(f, "response for id {id:#x} has impossible status {status}")
+            }
+            EngineError::ProbeFailed { id } => {
+                write!(f, "layout probe answered with unexpected id {id:#x}")
+            }
+            EngineError::Ring(e) => write!(f, "ring: {e}"),
+        }
+    }
+}
+
+/// The engine's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Block operations accepted.
+    pub requests: u64,
+    /// Ring requests issued (a split operation counts each part).
+    pub ring_requests: u64,
+    /// Data segments issued.
+    pub segments: u64,
+    /// Segments that went through a bounce page.
+    pub bounced_segments: u64,
+    /// Indirect ring requests issued.
+    pub indirect_requests: u64,
+    /// Persistent pages reused with their existing grant.
+    pub persistent_hits: u64,
+    /// Operations that completed with an error status, plus protocol violations.
+    pub errors: u64,
+    /// Operations queued again after a reconnect.
+    pub resubmitted: u64,
+    /// Grant revocations deferred because the backend still mapped the page.
+    pub deferred_revocations: u64,
+    /// The layout in use, once probed.
+    pub layout: Option<Layout>,
+}
