@@ -84,6 +84,7 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
 
     /// `RING_HAS_UNCONSUMED_REQUESTS`: reads and validates `req_prod` and returns how many
     /// requests are waiting.
+    #[inline(always)]
     pub fn unconsumed_requests(&mut self) -> Result<u32, RingError> {
         self.ring.unconsumed()
     }
@@ -91,7 +92,7 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
     /// Copies the next request out of the ring (`RING_COPY_REQUEST`) and consumes it; `Ok(None)`
     /// if there is none. `req_prod` is read and validated only when the requests already known to
     /// be there run out.
-    #[inline]
+    #[inline(always)]
     pub fn take_request(&mut self) -> Result<Option<Req>, RingError> {
         let mut req = Req::new_zeroed();
         Ok(if self.ring.take_bytes(req.as_mut_bytes())? {
@@ -104,7 +105,7 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
     /// Takes every available request, passing each to `f` in order; returns how many. At most
     /// `slots` requests are taken per call. On a protocol violation, the requests before it have
     /// been passed to `f` and the error is returned.
-    #[inline]
+    #[inline(always)]
     pub fn drain_requests(&mut self, mut f: impl FnMut(Req)) -> Result<usize, RingError> {
         self.ring.drain(|mem, offset, grid| {
             let mut req = Req::new_zeroed();
@@ -116,6 +117,7 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
     /// `RING_FINAL_CHECK_FOR_REQUESTS`: true if requests are waiting. Otherwise sets
     /// `req_event = req_cons + 1` and checks again; if this returns false the caller may sleep
     /// until the event channel fires.
+    #[inline(always)]
     pub fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
         self.ring.final_check()
     }
@@ -126,20 +128,20 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
     ///
     /// Fails with [`RingError::Full`] if every request taken has been answered, or with the
     /// poisoning error.
-    #[inline]
+    #[inline(always)]
     pub fn push_response(&mut self, rsp: &Rsp) -> Result<(), RingError> {
         self.ring.push_bytes(rsp.as_bytes())
     }
 
     /// Writes as many of `rsps` as there are unanswered requests; returns how many (0 if the ring
     /// is poisoned).
-    #[inline]
+    #[inline(always)]
     pub fn push_batch(&mut self, rsps: &[Rsp]) -> usize {
         self.ring.push_many(rsps, |rsp| rsp.as_bytes())
     }
 
     /// `RING_PUSH_RESPONSES`: publishes the pushed responses. Does nothing on a poisoned ring.
-    #[inline]
+    #[inline(always)]
     pub fn push_responses(&mut self) {
         self.ring.publish()
     }
@@ -147,7 +149,7 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
     /// `RING_PUSH_RESPONSES_AND_CHECK_NOTIFY`: publishes the pushed responses and returns whether
     /// the frontend asked for an event (`rsp_event`) for one of them. False (and nothing
     /// published) on a poisoned ring.
-    #[inline]
+    #[inline(always)]
     pub fn push_responses_and_check_notify(&mut self) -> bool {
         self.ring.publish_and_check_notify()
     }
@@ -218,13 +220,14 @@ impl RawBackRing {
     }
 
     /// See [`BackRing::unconsumed_requests`].
+    #[inline(always)]
     pub fn unconsumed_requests(&mut self) -> Result<u32, RingError> {
         self.ring.unconsumed()
     }
 
     /// Copies the first `min(dst.len(), entry_size)` bytes of the next request into `dst` and
     /// consumes it; returns the number of bytes copied, or `None` if there is no request.
-    #[inline]
+    #[inline(always)]
     pub fn take_request(&mut self, dst: &mut [u8]) -> Result<Option<usize>, RingError> {
         let n = dst.len().min(self.ring.entry_size());
         Ok(if self.ring.take_bytes(&mut dst[..n])? {
@@ -237,7 +240,7 @@ impl RawBackRing {
     /// Takes every available request, copying the first `min(buf.len(), entry_size)` bytes of
     /// each into `buf` and passing that prefix to `f`; returns how many (see
     /// [`BackRing::drain_requests`]).
-    #[inline]
+    #[inline(always)]
     pub fn drain_requests(
         &mut self,
         buf: &mut [u8],
@@ -252,13 +255,14 @@ impl RawBackRing {
     }
 
     /// See [`BackRing::final_check_for_requests`].
+    #[inline(always)]
     pub fn final_check_for_requests(&mut self) -> Result<bool, RingError> {
         self.ring.final_check()
     }
 
     /// Writes `rsp` at the start of the slot of the oldest unanswered request. Fails with
     /// [`RingError::EntryTooLarge`], [`RingError::Full`] or the poisoning error.
-    #[inline]
+    #[inline(always)]
     pub fn push_response(&mut self, rsp: &[u8]) -> Result<(), RingError> {
         let entry_size = self.ring.entry_size();
         if rsp.len() > entry_size {
@@ -271,13 +275,13 @@ impl RawBackRing {
     }
 
     /// See [`BackRing::push_responses`].
-    #[inline]
+    #[inline(always)]
     pub fn push_responses(&mut self) {
         self.ring.publish()
     }
 
     /// See [`BackRing::push_responses_and_check_notify`].
-    #[inline]
+    #[inline(always)]
     pub fn push_responses_and_check_notify(&mut self) -> bool {
         self.ring.publish_and_check_notify()
     }

@@ -113,21 +113,21 @@ impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
     ///
     /// Fails with [`RingError::Full`] if every slot holds an outstanding request, or with the
     /// poisoning error.
-    #[inline]
+    #[inline(always)]
     pub fn push_request(&mut self, req: &Req) -> Result<(), RingError> {
         self.ring.push_bytes(req.as_bytes())
     }
 
     /// Writes as many of `reqs` as there are free slots; returns how many (0 if the ring is
     /// poisoned). Not yet visible to the backend, as for [`push_request`](Self::push_request).
-    #[inline]
+    #[inline(always)]
     pub fn push_batch(&mut self, reqs: &[Req]) -> usize {
         self.ring.push_many(reqs, |req| req.as_bytes())
     }
 
     /// `RING_PUSH_REQUESTS`: publishes the pushed requests without deciding about notification.
     /// Does nothing on a poisoned ring.
-    #[inline]
+    #[inline(always)]
     pub fn push_requests(&mut self) {
         self.ring.publish()
     }
@@ -135,13 +135,14 @@ impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
     /// `RING_PUSH_REQUESTS_AND_CHECK_NOTIFY`: publishes the pushed requests and returns whether
     /// the backend asked for an event (`req_event`) for one of them; if so, signal the event
     /// channel. False (and nothing published) on a poisoned ring.
-    #[inline]
+    #[inline(always)]
     pub fn push_requests_and_check_notify(&mut self) -> bool {
         self.ring.publish_and_check_notify()
     }
 
     /// `RING_HAS_UNCONSUMED_RESPONSES`: reads and validates `rsp_prod` and returns how many
     /// responses are waiting.
+    #[inline(always)]
     pub fn unconsumed_responses(&mut self) -> Result<u32, RingError> {
         self.ring.unconsumed()
     }
@@ -149,7 +150,7 @@ impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
     /// Copies the next response out of the ring (`RING_COPY_RESPONSE`) and consumes it;
     /// `Ok(None)` if there is none. `rsp_prod` is read and validated only when the responses
     /// already known to be there run out.
-    #[inline]
+    #[inline(always)]
     pub fn take_response(&mut self) -> Result<Option<Rsp>, RingError> {
         let mut rsp = Rsp::new_zeroed();
         Ok(if self.ring.take_bytes(rsp.as_mut_bytes())? {
@@ -164,7 +165,7 @@ impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
     /// Stops when `rsp_prod` (re-read when the known responses run out) shows no more. On a
     /// protocol violation, the responses before it have been passed to `f` and the error is
     /// returned.
-    #[inline]
+    #[inline(always)]
     pub fn drain_responses(&mut self, mut f: impl FnMut(Rsp)) -> Result<usize, RingError> {
         self.ring.drain(|mem, offset, grid| {
             let mut rsp = Rsp::new_zeroed();
@@ -176,6 +177,7 @@ impl<Req: RingEntry, Rsp: RingEntry> FrontRing<Req, Rsp> {
     /// `RING_FINAL_CHECK_FOR_RESPONSES`: true if responses are waiting. Otherwise sets
     /// `rsp_event = rsp_cons + 1` (asking for an event on the next response), and checks again;
     /// if this returns false the caller may sleep until the event channel fires.
+    #[inline(always)]
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
         self.ring.final_check()
     }
@@ -273,7 +275,7 @@ impl RawFrontRing {
     /// Writes `req` at the start of the next slot (the rest of the slot is left as it was) and
     /// advances `req_prod_pvt`. Fails with [`RingError::EntryTooLarge`] if `req` is longer than
     /// the entry size, [`RingError::Full`], or the poisoning error.
-    #[inline]
+    #[inline(always)]
     pub fn push_request(&mut self, req: &[u8]) -> Result<(), RingError> {
         let entry_size = self.ring.entry_size();
         if req.len() > entry_size {
@@ -286,25 +288,26 @@ impl RawFrontRing {
     }
 
     /// See [`FrontRing::push_requests`].
-    #[inline]
+    #[inline(always)]
     pub fn push_requests(&mut self) {
         self.ring.publish()
     }
 
     /// See [`FrontRing::push_requests_and_check_notify`].
-    #[inline]
+    #[inline(always)]
     pub fn push_requests_and_check_notify(&mut self) -> bool {
         self.ring.publish_and_check_notify()
     }
 
     /// See [`FrontRing::unconsumed_responses`].
+    #[inline(always)]
     pub fn unconsumed_responses(&mut self) -> Result<u32, RingError> {
         self.ring.unconsumed()
     }
 
     /// Copies the first `min(dst.len(), entry_size)` bytes of the next response into `dst` and
     /// consumes it; returns the number of bytes copied, or `None` if there is no response.
-    #[inline]
+    #[inline(always)]
     pub fn take_response(&mut self, dst: &mut [u8]) -> Result<Option<usize>, RingError> {
         let n = dst.len().min(self.ring.entry_size());
         Ok(if self.ring.take_bytes(&mut dst[..n])? {
@@ -317,7 +320,7 @@ impl RawFrontRing {
     /// Takes every available response, copying the first `min(buf.len(), entry_size)` bytes of
     /// each into `buf` and passing that prefix to `f`; returns how many (see
     /// [`FrontRing::drain_responses`]).
-    #[inline]
+    #[inline(always)]
     pub fn drain_responses(
         &mut self,
         buf: &mut [u8],
@@ -332,6 +335,7 @@ impl RawFrontRing {
     }
 
     /// See [`FrontRing::final_check_for_responses`].
+    #[inline(always)]
     pub fn final_check_for_responses(&mut self) -> Result<bool, RingError> {
         self.ring.final_check()
     }

@@ -273,7 +273,7 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
     }
 
     /// `RING_PUSH_{REQUESTS,RESPONSES}`: publishes the private producer index.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn publish(&mut self) {
         if self.error.is_some() || self.prod_pvt == self.prod_pub {
             return;
@@ -288,7 +288,7 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
 
     /// `RING_PUSH_{REQUESTS,RESPONSES}_AND_CHECK_NOTIFY`: publishes, then says whether the peer
     /// asked for an event for any of the entries just published.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn publish_and_check_notify(&mut self) -> bool {
         if self.error.is_some() {
             return false;
@@ -317,7 +317,7 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
     }
 
     /// Reloads the peer's producer index, validates it, and returns the unconsumed count.
-    #[inline]
+    #[inline(always)]
     fn refresh(&mut self) -> Result<u32, RingError> {
         // Acquire: pairs with the peer's release of its producer index (the C macros' `xen_wmb()`
         // before the store), so every entry up to `prod` is visible to the copies that follow.
@@ -374,6 +374,7 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
     }
 
     /// `RING_HAS_UNCONSUMED_{RESPONSES,REQUESTS}`, validated.
+    #[inline(always)]
     pub(crate) fn unconsumed(&mut self) -> Result<u32, RingError> {
         self.check()?;
         self.refresh()
@@ -419,6 +420,7 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
 
     /// `RING_FINAL_CHECK_FOR_{RESPONSES,REQUESTS}`: true if entries are pending; otherwise asks
     /// the peer for an event on the next entry and checks once more.
+    #[inline(always)]
     pub(crate) fn final_check(&mut self) -> Result<bool, RingError> {
         self.check()?;
         if self.cons != self.peer_prod || self.refresh()? != 0 {

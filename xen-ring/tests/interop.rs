@@ -367,7 +367,7 @@ fn streaming(seed: u64) -> FrontConfig {
 
 fn ping_pong(seed: u64) -> FrontConfig {
     // Each batch is answered in full before the next: both sides sleep and wake all the time.
-    FrontConfig::new(request_count() / 4, seed, 1..=40, true, WAIT_TIMEOUT)
+    FrontConfig::new(request_count() / 2, seed, 1..=40, true, WAIT_TIMEOUT)
 }
 
 #[test]

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod blkif;
+pub mod scsi;
 pub mod types;
 
 pub use types::*;
