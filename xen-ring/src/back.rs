@@ -114,6 +114,21 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
         })
     }
 
+    /// Takes every available request and answers each at once with `f`'s response, in one pass
+    /// (the batch form of [`take_request`](Self::take_request) +
+    /// [`push_response`](Self::push_response)); returns how many. At most `slots` per call.
+    /// The responses are published by [`push_responses`](Self::push_responses) or
+    /// [`push_responses_and_check_notify`](Self::push_responses_and_check_notify), as usual.
+    #[inline(always)]
+    pub fn serve(&mut self, mut f: impl FnMut(Req) -> Rsp) -> Result<usize, RingError> {
+        self.ring.serve(|mem, request, response, grid| {
+            let mut req = Req::new_zeroed();
+            mem.read_entry(request, req.as_mut_bytes(), grid);
+            let rsp = f(req);
+            mem.write_entry(response, rsp.as_bytes(), grid);
+        })
+    }
+
     /// `RING_FINAL_CHECK_FOR_REQUESTS`: true if requests are waiting. Otherwise sets
     /// `req_event = req_cons + 1` and checks again; if this returns false the caller may sleep
     /// until the event channel fires.

@@ -27,6 +27,7 @@
 //!   attach(mem)          BACK_RING_INIT        attach_at(mem, idx)   BACK_RING_ATTACH
 //!   reattach_at(idx), slots(), error(), req_cons(), rsp_prod_pvt(), unanswered_requests()
 //!   take_request() -> Result<Option<Req>>      drain_requests(|req| ..) -> Result<usize>
+//!   serve(|req| -> rsp) -> Result<usize>       // take and answer in one pass (the fast path)
 //!   unconsumed_requests() -> Result<u32>       final_check_for_requests() -> Result<bool>
 //!   push_response(&Rsp) -> Result<()>          push_batch(&[Rsp]) -> usize
 //!   push_responses()     RING_PUSH_RESPONSES   push_responses_and_check_notify() -> bool

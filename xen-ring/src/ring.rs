@@ -418,6 +418,37 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
         }
     }
 
+    /// A backend's fast path: consumes the available requests and answers each in the same pass,
+    /// calling `answer` with the memory, the request's offset and the offset of the response slot
+    /// (the slot at the private producer index, which a consumed request has freed).
+    ///
+    /// Bounded: at most `slots` requests per call, since answering widens the window of valid
+    /// producer values and a peer that keeps producing could otherwise keep this loop running.
+    #[inline(always)]
+    pub(crate) fn serve(
+        &mut self,
+        mut answer: impl FnMut(&RingMemory, usize, usize, Grid),
+    ) -> Result<usize, RingError> {
+        debug_assert!(!R::FRONT, "only a backend answers requests");
+        self.check()?;
+        let mut served = 0usize;
+        let limit = self.slots as usize;
+        while served < limit {
+            if self.cons == self.peer_prod && self.refresh()? == 0 {
+                break;
+            }
+            while self.cons != self.peer_prod && served < limit {
+                let request = self.offset(self.cons);
+                self.cons = self.cons.wrapping_add(1);
+                let response = self.offset(self.prod_pvt);
+                answer(&self.mem, request, response, self.layout.grid());
+                self.prod_pvt = self.prod_pvt.wrapping_add(1);
+                served += 1;
+            }
+        }
+        Ok(served)
+    }
+
     /// `RING_FINAL_CHECK_FOR_{RESPONSES,REQUESTS}`: true if entries are pending; otherwise asks
     /// the peer for an event on the next entry and checks once more.
     #[inline(always)]

@@ -63,10 +63,7 @@ impl<Req: RingEntry, Rsp: RingEntry> MockBackend<Req, Rsp> {
     pub fn serve(&mut self, mut handler: impl FnMut(Req) -> Rsp) -> Result<Served, RingError> {
         let mut served = Served::default();
         loop {
-            while let Some(req) = self.ring.take_request()? {
-                self.ring.push_response(&handler(req))?;
-                served.entries += 1;
-            }
+            served.entries += self.ring.serve(&mut handler)?;
             served.notify |= self.ring.push_responses_and_check_notify();
             if !self.ring.final_check_for_requests()? {
                 return Ok(served);

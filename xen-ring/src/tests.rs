@@ -1012,3 +1012,27 @@ fn errors_display() {
     }
     assert!(std::format!("{}", errors[0]).contains("36 entries past 4"));
 }
+
+#[test]
+fn serve_answers_in_one_pass_and_refuses_a_hostile_index() {
+    let (mut front, mut back, peer) = blk_pair(0, u32::MAX - 3);
+    for id in 0..5 {
+        front.push_request(&Req::new(id)).unwrap();
+    }
+    front.push_requests();
+    assert_eq!(back.serve(answer), Ok(5));
+    back.push_responses();
+    let mut got = Vec::new();
+    front.drain_responses(|rsp| got.push(rsp)).unwrap();
+    let expected: Vec<Rsp> = (0..5).map(|id| answer(Req::new(id))).collect();
+    assert_eq!(got, expected);
+    // A frontend claiming more requests than the ring holds: nothing is read, the ring is
+    // poisoned, and later calls say so.
+    let claimed = back.req_cons().wrapping_add(back.slots() + 1);
+    peer.set(RingIndex::ReqProd, claimed);
+    assert!(matches!(
+        back.serve(answer),
+        Err(RingError::Overflow { .. })
+    ));
+    assert!(back.serve(answer).is_err());
+}

@@ -68,39 +68,27 @@ pub fn rust_back_serve(
     let ring_error = |e: RingError| (PeerErrorKind::Ring, e.to_string());
 
     while served < count {
-        // One pass over the requests visible now (C: `rp = sring->req_prod; xen_rmb();`).
-        let available = match back.unconsumed_requests() {
-            Ok(n) => n,
-            Err(e) => {
-                let (kind, detail) = ring_error(e);
-                fail!(kind, 0, 0, detail)
-            }
-        };
-        for _ in 0..available {
-            let req = match back.take_request() {
-                Ok(Some(req)) => req,
-                Ok(None) => fail!(PeerErrorKind::Ring, 0, 0, "request vanished".into()),
-                Err(e) => {
-                    let (kind, detail) = ring_error(e);
-                    fail!(kind, 0, 0, detail)
+        // One pass over the requests visible now, each answered as it is taken (the C loop reads
+        // `req_prod` once, copies each request and writes its response into the ring).
+        let mut bad: Option<(PeerErrorKind, u64, u64, String)> = None;
+        let answered = back.serve(|req| {
+            if bad.is_none() {
+                if req.id != served {
+                    bad = Some((PeerErrorKind::BadRequest, served, req.id, String::new()));
+                } else if !req.payload_is_intact() {
+                    let detail = format!("payload {:x?}", req.payload);
+                    bad = Some((PeerErrorKind::BadRequest, 0, 0, detail));
                 }
-            };
-            if req.id != served {
-                fail!(PeerErrorKind::BadRequest, served, req.id, String::new())
-            }
-            if !req.payload_is_intact() {
-                fail!(
-                    PeerErrorKind::BadRequest,
-                    0,
-                    0,
-                    format!("payload {:x?}", req.payload)
-                )
-            }
-            if let Err(e) = back.push_response(&TestResponse::answer(&req)) {
-                let (kind, detail) = ring_error(e);
-                fail!(kind, 0, 0, detail)
             }
             served += 1;
+            TestResponse::answer(&req)
+        });
+        if let Some((kind, expected, got, detail)) = bad {
+            fail!(kind, expected, got, detail)
+        }
+        if let Err(e) = answered {
+            let (kind, detail) = ring_error(e);
+            fail!(kind, 0, 0, detail)
         }
         stats.pushes += 1;
         if back.push_responses_and_check_notify() {
