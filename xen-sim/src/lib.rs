@@ -21,9 +21,13 @@
 //! Fault injection: [`EventFaults`] (drop, delay events), [`StoreFault`] and the store's fault
 //! switches (dropped or delayed watch events, `EAGAIN` storms, malformed replies, wrong request
 //! ids, a vanished daemon), and backends that keep grants mapped or vanish ([`Backend::vanish`]).
+//!
+//! Device backends: [`blkback`] serves a memory disk over a blkif ring through the grant table,
+//! with switchable features, an x86_32-only mode and response faults.
 #![forbid(unsafe_code)]
 
 mod backend;
+pub mod blkback;
 mod evtchn;
 mod grant;
 mod hypervisor;

@@ -7,6 +7,8 @@
 //! - [`xenbus`]: `/dev/xen/xenbus`, the byte stream to xenstored.
 //! - [`ring`]: a frontend's shared ring (`xen_ring::FrontRing`) over pages granted with gntalloc.
 //! - [`packet`]: raw Ethernet frames on a dom0 interface (`AF_PACKET`).
+//! - [`pool`]: pages granted once to a backend, numbered like guest frames.
+//! - [`vbd`]: xenvbd-core's blkif engine over a pool and an event channel.
 //!
 //! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap`, `poll` and
 //! socket calls, laying a ring over granted pages, and the volatile accesses to shared pages.
@@ -24,7 +26,9 @@ pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
 pub mod packet;
+pub mod pool;
 pub mod ring;
+pub mod vbd;
 pub mod xenbus;
 
 /// The size of a page shared through the grant table.

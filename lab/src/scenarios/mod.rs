@@ -14,6 +14,7 @@ pub mod net_smoke;
 pub mod scsi_smoke;
 pub mod selftest;
 pub mod toolstack;
+pub mod vbd_core;
 pub mod xenstore;
 
 /// Every scenario, in the order they run by default.
@@ -22,6 +23,7 @@ pub const REGISTRY: &[Scenario] = &[
     gntalloc_evtchn::SCENARIO,
     xenstore::SCENARIO,
     blk_smoke::SCENARIO,
+    vbd_core::SCENARIO,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -68,7 +70,7 @@ mod tests {
         // Loaded, xen-blkfront and xen-netfront grab every device/vbd and device/vif node in dom0.
         let at = |name: &str| REGISTRY.iter().position(|s| s.name == name).unwrap();
         for linux in ["linux-blkfront", "linux-netfront"] {
-            for ours in ["blk-smoke", "net-smoke"] {
+            for ours in ["blk-smoke", "vbd-core", "net-smoke"] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");
             }
         }

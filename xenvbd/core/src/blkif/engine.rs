@@ -397,8 +397,10 @@ impl<
         Ok(())
     }
 
-    /// At `Connected`: learns the disk's block size and starts the layout probe; queued
-    /// operations are issued once it settles (in [`poll`](Self::poll)).
+    /// At `Connected`: takes in the features the backend publishes only then (flush, barrier,
+    /// discard, persistent grants: see [`FrontendParams::apply_connected`]), learns the disk's
+    /// block size and starts the layout probe; queued operations are issued once it settles (in
+    /// [`poll`](Self::poll)).
     pub fn connected<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         features: &BackendFeatures,
@@ -411,6 +413,9 @@ impl<
             .sector_size
             .unwrap_or(SECTOR)
             .clamp(SECTOR, PAGE_SIZE as u32);
+        if let Some(params) = self.params.as_mut() {
+            params.apply_connected(features);
+        }
         let Some(ring) = self.ring.as_mut() else {
             return;
         };

@@ -317,8 +317,11 @@ pub struct FrontendParams {
     pub queues: u32,
     /// Segments per indirect request; 0 when indirect requests are not used.
     pub indirect_segments: u32,
-    /// Persistent grants in use (`feature-persistent`).
+    /// Persistent grants in use: offered by us and by the backend.
     pub persistent: bool,
+    /// Whether we offer persistent grants (`feature-persistent`, written by the frontend before
+    /// the backend connects; the backend answers with its own at Connected).
+    pub offer_persistent: bool,
     /// The ring layout announced in `protocol`.
     pub layout: Layout,
     /// `feature-flush-cache` of the backend.
@@ -352,11 +355,24 @@ impl FrontendParams {
             queues,
             indirect_segments: indirect,
             persistent: config.persistent && backend.persistent,
+            offer_persistent: config.persistent,
             layout: Layout::X86_64,
             flush: backend.flush_cache,
             barrier: backend.barrier,
             discard: backend.discard,
         }
+    }
+
+    /// Takes in what the backend publishes only when it connects: Linux's blkback writes
+    /// `feature-flush-cache`, `feature-barrier`, `feature-discard` and `feature-persistent` at
+    /// Connected, after the frontend negotiated the ring at InitWait. Persistent grants are used
+    /// only if we offered them; the ring geometry, queues and indirect segments stay as
+    /// negotiated (the backend publishes those at InitWait).
+    pub fn apply_connected(&mut self, backend: &BackendFeatures) {
+        self.persistent = self.offer_persistent && backend.persistent;
+        self.flush = backend.flush_cache;
+        self.barrier = backend.barrier;
+        self.discard = backend.discard;
     }
 
     /// The most segments one ring request carries under these parameters.
@@ -448,7 +464,7 @@ impl FrontendParams {
         val!("{}", self.layout.protocol());
         emit(&key, &value)?;
         node!("feature-persistent");
-        val!("{}", u8::from(self.persistent));
+        val!("{}", u8::from(self.offer_persistent));
         emit(&key, &value)?;
         Ok(())
     }

@@ -367,7 +367,16 @@ impl<const P: usize> Harness<P> {
     }
 
     fn connect(&mut self, mem: RingMemory, feat: BackendFeatures, cfg: FrontendConfig) {
-        let params = FrontendParams::negotiate(&cfg, &feat);
+        // Linux's blkback publishes these only when it connects: negotiate without them at
+        // InitWait, as a real frontend must, and hand the full set over at Connected.
+        let at_init_wait = BackendFeatures {
+            flush_cache: false,
+            barrier: false,
+            discard: None,
+            persistent: false,
+            ..feat
+        };
+        let params = FrontendParams::negotiate(&cfg, &at_init_wait);
         let params = FrontendParams {
             ring_page_order: 0,
             ..params
@@ -565,7 +574,7 @@ fn negotiation_parses_and_chooses() {
             "ring-ref=8",
             "event-channel=3",
             "protocol=x86_64-abi",
-            "feature-persistent=0"
+            "feature-persistent=1"
         ]
     );
 }

@@ -1,0 +1,242 @@
+//! xenvbd-core's blkif engine on the lab platform.
+//!
+//! The engine reaches its platform through three traits, implemented here over a [`PagePool`]
+//! and an event channel:
+//! - [`PoolGrants`] ([`Grants`]): a frame is one of the pool's pages, already granted to the
+//!   backend; granting it returns that page's reference and counts the use, ending access
+//!   uncounts it (the reference itself lives until the pool is released). gntalloc grants
+//!   every page writable, so a read-only grant is writable here too.
+//! - [`EvtchnEvents`] ([`Events`]): notify through `/dev/xen/evtchn`, keep the log events.
+//! - [`PoolMemory`] ([`GuestMemory`]): the pool's mapping.
+//!
+//! [`VbdFront`] owns the engine and lays it out over the pool: the ring in the first
+//! [`RING_PAGES`] pages, then the bounce and indirect pages, then pages for data buffers
+//! ([`VbdFront::data_frame`]). Because it borrows the pool, the pool outlives the ring.
+
+use std::io;
+
+use xen_abi::types::{DomId, GrantRef};
+use xenpci_core::grant_table::{GrantError, Revocation};
+use xenvbd_core::blkif::{
+    Blkif, EngineConfig, Events, FrontendParams, Grants, Io, LogEvent, MAX_RING_PAGE_ORDER,
+};
+use xenvbd_core::GuestMemory;
+
+use super::evtchn::{EventChannels, Port};
+use super::pool::PagePool;
+
+/// Bounce pages of the engine.
+pub const BOUNCE_PAGES: usize = 8;
+/// Indirect-segment pages of the engine.
+pub const INDIRECT_PAGES: usize = 4;
+/// Pages kept for the ring: the largest ring the engine negotiates.
+pub const RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
+/// The first pool page left for data buffers.
+pub const DATA_START: usize = RING_PAGES + BOUNCE_PAGES + INDIRECT_PAGES;
+
+/// The engine: 8 operations of up to 64 segments, 32 ring requests in flight.
+pub type Engine = Blkif<8, 64, 32, BOUNCE_PAGES, INDIRECT_PAGES>;
+
+/// [`Grants`] over a pool granted up front.
+#[derive(Debug)]
+pub struct PoolGrants<'a, 'g> {
+    pool: &'a PagePool<'g>,
+    /// Uses of each page's grant not yet ended.
+    live: Vec<u32>,
+    /// Grants handed out.
+    pub granted: u64,
+    /// Grants ended.
+    pub ended: u64,
+    /// Grants refused: a frame not in the pool, or another domain.
+    pub refused: u64,
+}
+
+impl<'a, 'g> PoolGrants<'a, 'g> {
+    /// Grants over `pool`, none in use.
+    pub fn new(pool: &'a PagePool<'g>) -> Self {
+        Self {
+            pool,
+            live: vec![0; pool.len()],
+            granted: 0,
+            ended: 0,
+            refused: 0,
+        }
+    }
+
+    /// Grants handed out and not ended.
+    pub fn outstanding(&self) -> u64 {
+        self.live.iter().map(|n| u64::from(*n)).sum()
+    }
+}
+
+impl Grants for PoolGrants<'_, '_> {
+    fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
+        let _ = readonly;
+        match (domid == self.pool.domid(), self.pool.index(frame)) {
+            (true, Some(index)) => {
+                self.live[index] += 1;
+                self.granted += 1;
+                Ok(self.pool.gref(frame).expect("a pool frame has a grant"))
+            }
+            // There is no better variant: a frame outside the pool cannot be granted at all.
+            _ => {
+                self.refused += 1;
+                Err(GrantError::FrameTooLarge { frame })
+            }
+        }
+    }
+
+    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError> {
+        match self.pool.index_of_gref(gref) {
+            Some(index) if self.live[index] > 0 => {
+                self.live[index] -= 1;
+                self.ended += 1;
+                Ok(Revocation::Revoked)
+            }
+            _ => Err(GrantError::NotGranted { gref }),
+        }
+    }
+}
+
+/// [`GuestMemory`] over the pool.
+#[derive(Debug)]
+pub struct PoolMemory<'a, 'g> {
+    pool: &'a PagePool<'g>,
+}
+
+impl<'a, 'g> PoolMemory<'a, 'g> {
+    /// The pool as guest memory.
+    pub fn new(pool: &'a PagePool<'g>) -> Self {
+        Self { pool }
+    }
+}
+
+impl GuestMemory for PoolMemory<'_, '_> {
+    fn read(&self, frame: u64, offset: usize, buf: &mut [u8]) {
+        self.pool.read(frame, offset, buf);
+    }
+
+    fn write(&mut self, frame: u64, offset: usize, data: &[u8]) {
+        self.pool.write(frame, offset, data);
+    }
+}
+
+/// [`Events`] over an event channel bound with `/dev/xen/evtchn`.
+#[derive(Debug)]
+pub struct EvtchnEvents<'e> {
+    /// The device (also used to wait for the backend's events).
+    pub events: &'e mut EventChannels,
+    /// The queue's port.
+    pub port: Port,
+    /// Notifications sent.
+    pub notifies: u64,
+    /// The first notification that failed.
+    pub notify_error: Option<io::Error>,
+    /// What the engine logged.
+    pub log: Vec<LogEvent>,
+}
+
+impl<'e> EvtchnEvents<'e> {
+    /// Events on `port`.
+    pub fn new(events: &'e mut EventChannels, port: Port) -> Self {
+        Self {
+            events,
+            port,
+            notifies: 0,
+            notify_error: None,
+            log: Vec::new(),
+        }
+    }
+}
+
+impl Events for EvtchnEvents<'_> {
+    fn notify(&mut self) {
+        self.notifies += 1;
+        if let Err(e) = self.events.notify(self.port) {
+            self.notify_error.get_or_insert(e);
+        }
+    }
+
+    fn log(&mut self, event: LogEvent) {
+        self.log.push(event);
+    }
+}
+
+/// The engine over the pool and one event channel.
+#[derive(Debug)]
+pub struct VbdFront<'a, 'g, 'e> {
+    pool: &'a PagePool<'g>,
+    /// The engine.
+    pub engine: Box<Engine>,
+    /// Its grants.
+    pub grants: PoolGrants<'a, 'g>,
+    /// Its event channel and log.
+    pub events: EvtchnEvents<'e>,
+    /// Its guest memory.
+    pub memory: PoolMemory<'a, 'g>,
+}
+
+impl<'a, 'g, 'e> VbdFront<'a, 'g, 'e> {
+    /// An engine for device `handle` whose pages are `pool`'s (at least [`DATA_START`] of them).
+    pub fn new(pool: &'a PagePool<'g>, events: EvtchnEvents<'e>, handle: u16) -> io::Result<Self> {
+        if pool.len() < DATA_START {
+            return Err(io::Error::other(format!(
+                "a pool of {} pages, the engine needs {DATA_START}",
+                pool.len()
+            )));
+        }
+        let bounce: [u64; BOUNCE_PAGES] = std::array::from_fn(|i| pool.frame(RING_PAGES + i));
+        let indirect: [u64; INDIRECT_PAGES] =
+            std::array::from_fn(|i| pool.frame(RING_PAGES + BOUNCE_PAGES + i));
+        let config = EngineConfig {
+            backend: pool.domid(),
+            handle,
+        };
+        Ok(Self {
+            pool,
+            engine: Box::new(Engine::new(config, &bounce, &indirect)),
+            grants: PoolGrants::new(pool),
+            events,
+            memory: PoolMemory::new(pool),
+        })
+    }
+
+    /// The frame of data page `i` (the pages after the engine's own).
+    pub fn data_frame(&self, i: usize) -> u64 {
+        self.pool.frame(DATA_START + i)
+    }
+
+    /// The number of data pages.
+    pub fn data_pages(&self) -> usize {
+        self.pool.len() - DATA_START
+    }
+
+    /// Runs `f` with the engine and the platform bundled as an [`Io`].
+    pub fn with_io<R>(
+        &mut self,
+        f: impl FnOnce(
+            &mut Engine,
+            &mut Io<'_, PoolGrants<'a, 'g>, EvtchnEvents<'e>, PoolMemory<'a, 'g>>,
+        ) -> R,
+    ) -> R {
+        let mut io = Io::new(&mut self.grants, &mut self.events, &mut self.memory);
+        f(&mut self.engine, &mut io)
+    }
+
+    /// Lays the ring over the first 2^`params.ring_page_order` pages and attaches it (granting
+    /// them to the backend).
+    pub fn attach_ring(&mut self, params: FrontendParams) -> io::Result<()> {
+        let pages = params.ring_pages();
+        if pages > RING_PAGES {
+            return Err(io::Error::other(format!("a ring of {pages} pages")));
+        }
+        // SAFETY: the engine that will own the handle lives in `self`, which borrows the pool
+        // for 'a, so the pool cannot be released or dropped before the ring is; the first
+        // RING_PAGES pages are used for nothing but the ring (bounce, indirect and data pages
+        // come after them).
+        let mem = unsafe { self.pool.ring_memory(0, params.ring_page_order) }?;
+        let frames: Vec<u64> = (0..pages).map(|i| self.pool.frame(i)).collect();
+        self.with_io(|engine, io| engine.attach_ring(params, mem, &frames, io))
+            .map_err(|e| io::Error::other(format!("attach the ring: {e}")))
+    }
+}

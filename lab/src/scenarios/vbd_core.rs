@@ -1,0 +1,553 @@
+//! `vbd-core`: xenvbd-core's blkif engine and SCSI layer against the real xen-blkback.
+//!
+//! The toolstack part is blk-smoke's; the frontend is the driver's portable core on the lab
+//! platform ([`crate::platform::vbd`]): negotiation from the backend's nodes, the ring and every
+//! I/O buffer in a gntalloc-backed [`PagePool`], the layout probe, then SCSI commands through
+//! `Disk::submit` and the engine.
+
+use std::time::{Duration, Instant};
+
+use xen_abi::xenbus::XenbusState;
+use xenvbd_core::blkif::{
+    BackendFeatures, EngineState, FeatureError, FrontendConfig, FrontendParams,
+};
+use xenvbd_core::scsi::{opcode, Action, BlockOutcome, Disk, DiskConfig, Identity};
+use xenvbd_core::{
+    BlockOp, DataDirection, GuestMemory, ScsiCompletion, ScsiRequest, ScsiStatus, Segment, Tag,
+};
+
+use super::toolstack::{
+    device_dirs, modprobe, remove_device, sectors_content, wait_event, LoopImage, Store,
+};
+use crate::platform::evtchn::EventChannels;
+use crate::platform::gntalloc::Gntalloc;
+use crate::platform::pool::PagePool;
+use crate::platform::vbd::{EvtchnEvents, VbdFront, DATA_START};
+use crate::platform::PAGE_SIZE;
+use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
+
+/// The scenario.
+pub const SCENARIO: Scenario = Scenario {
+    name: "vbd-core",
+    description: "xenvbd-core's blkif engine and SCSI layer (ring and buffers in a gntalloc \
+                  page pool) against the real xen-blkback: negotiate, connect, layout probe, \
+                  INQUIRY, READ CAPACITY(16), scattered WRITE(10) with unaligned segments + \
+                  READ(10) back, a 64 KiB WRITE/READ, SYNCHRONIZE CACHE, disconnect",
+    default: true,
+    timeout: Duration::from_secs(120),
+    run,
+};
+
+/// xvdc (blk-smoke uses xvda, linux-blkfront xvdb).
+const VDEV: u32 = 51744;
+/// The image's content seed.
+const SEED: u8 = 3;
+/// 1 MiB.
+const IMAGE_SECTORS: u64 = 2048;
+/// Pages for data buffers after the engine's own.
+const DATA_PAGES: usize = 20;
+/// Where the scattered write goes (LBA = sector: 512-byte blocks).
+const SCATTER_LBA: u64 = 1000;
+/// Where the 64 KiB write goes.
+const BIG_LBA: u64 = 1200;
+/// Pages of the 64 KiB write.
+const BIG_PAGES: usize = 16;
+/// How long the backend may take to change state.
+const STATE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one request may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn run(cx: &mut Context) -> Outcome {
+    modprobe("xen-blkback")?;
+    let mut store = Store::open()?;
+    let (fe, be) = device_dirs("vbd", VDEV);
+    remove_device(&mut store, &fe, &be)?;
+    let image = LoopImage::create(cx.name(), SEED, IMAGE_SECTORS)?;
+    let outcome = session(cx, &mut store, &image, &fe, &be);
+    let removed = remove_device(&mut store, &fe, &be);
+    outcome.and(removed)
+}
+
+/// Reads the backend's nodes into [`BackendFeatures`].
+fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
+    let mut failed = None;
+    let parsed = BackendFeatures::parse(|node, buf| match store.read(&format!("{be}/{node}")) {
+        Ok(Some(value)) => {
+            let bytes = value.as_bytes();
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            Ok(Some(bytes.len()))
+        }
+        Ok(None) => Ok(None),
+        Err(e) => {
+            failed.get_or_insert(e);
+            Ok(None)
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    parsed.map_err(|e: FeatureError| Failure(format!("backend features: {e:?}")))
+}
+
+/// One page-sized-or-less piece of a data buffer.
+fn seg(frame: u64, offset: u16, length: u16) -> Segment {
+    Segment {
+        frame,
+        offset,
+        length,
+    }
+}
+
+fn cdb10(op: u8, lba: u64, blocks: u16) -> [u8; 10] {
+    let lba = (lba as u32).to_be_bytes();
+    let n = blocks.to_be_bytes();
+    [op, 0, lba[0], lba[1], lba[2], lba[3], 0, n[0], n[1], 0]
+}
+
+fn total(segments: &[Segment]) -> u32 {
+    segments.iter().map(|s| u32::from(s.length)).sum()
+}
+
+fn scatter(front: &mut VbdFront<'_, '_, '_>, segments: &[Segment], data: &[u8]) {
+    let mut at = 0;
+    for s in segments {
+        let len = usize::from(s.length);
+        front
+            .memory
+            .write(s.frame, usize::from(s.offset), &data[at..at + len]);
+        at += len;
+    }
+}
+
+fn gather(front: &VbdFront<'_, '_, '_>, segments: &[Segment]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for s in segments {
+        let mut buf = vec![0u8; usize::from(s.length)];
+        front.memory.read(s.frame, usize::from(s.offset), &mut buf);
+        out.extend_from_slice(&buf);
+    }
+    out
+}
+
+fn first_difference(got: &[u8], want: &[u8]) -> String {
+    match got.iter().zip(want).position(|(a, b)| a != b) {
+        Some(at) => format!(
+            "first difference at byte {at}: {:#04x}, expected {:#04x}",
+            got[at], want[at]
+        ),
+        None => format!("{} bytes, expected {}", got.len(), want.len()),
+    }
+}
+
+/// Polls the engine until `done` holds, waiting for the backend's events in between.
+fn poll_until(
+    front: &mut VbdFront<'_, '_, '_>,
+    completions: &mut Vec<xenvbd_core::blkif::BlockCompletion>,
+    what: &str,
+    mut done: impl FnMut(&VbdFront<'_, '_, '_>, &[xenvbd_core::blkif::BlockCompletion]) -> bool,
+) -> Outcome {
+    loop {
+        front
+            .with_io(|engine, io| engine.poll(io, |c| completions.push(c)))
+            .map_err(|e| Failure(format!("engine stopped during {what}: {e}")))?;
+        if let Some(e) = front.events.notify_error.take() {
+            return Err(Failure(format!("notify the backend: {e}")));
+        }
+        if done(front, completions) {
+            return Ok(());
+        }
+        let port = front.events.port;
+        wait_event(front.events.events, port, IO_TIMEOUT, what)?;
+    }
+}
+
+/// Runs one SCSI command through the disk and, when it needs the backend, the engine.
+fn command(
+    front: &mut VbdFront<'_, '_, '_>,
+    disk: &mut Disk,
+    tag: u64,
+    cdb: &[u8],
+    direction: DataDirection,
+    segments: &[Segment],
+) -> Result<ScsiCompletion, Failure> {
+    let req = ScsiRequest {
+        tag: Tag(tag),
+        cdb,
+        direction,
+        segments,
+        transfer_length: total(segments),
+        lun: 0,
+    };
+    let block = match disk.submit(&req, &mut front.memory) {
+        Action::Complete(c) => return Ok(c),
+        Action::Block(b) => b,
+    };
+    let mut pending = block.pending();
+    let mut finished = None;
+    for op in block.ops() {
+        let data: &[Segment] = match op {
+            BlockOp::Read { .. } | BlockOp::Write { .. } => segments,
+            _ => &[],
+        };
+        let mut completions = Vec::new();
+        front
+            .with_io(|engine, io| engine.submit(Tag(tag), *op, data, io, |c| completions.push(c)))
+            .map_err(|e| Failure(format!("engine refused {op:?}: {e:?}")))?;
+        poll_until(front, &mut completions, &format!("{op:?}"), |_, c| {
+            !c.is_empty()
+        })?;
+        ensure(
+            completions.len() == 1 && completions[0].tag == Tag(tag),
+            || format!("completions for {op:?}: {completions:?}"),
+        )?;
+        finished = pending.record(BlockOutcome::from_blkif(op, &completions[0]));
+    }
+    finished.ok_or_else(|| Failure(format!("command {:#04x} never completed", cdb[0])))
+}
+
+fn good(c: &ScsiCompletion, what: &str) -> Outcome {
+    ensure(c.status == ScsiStatus::Good, || {
+        format!(
+            "{what}: status {:?}, sense key {:#x} asc {:#x} ascq {:#x}",
+            c.status, c.sense.key, c.sense.asc, c.sense.ascq
+        )
+    })
+}
+
+fn session(cx: &mut Context, store: &mut Store, image: &LoopImage, fe: &str, be: &str) -> Outcome {
+    // The toolstack's part, as blk-smoke does it.
+    let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
+    let vdev = VDEV.to_string();
+    store.write_all(&[
+        node(be, "frontend", fe),
+        node(be, "frontend-id", "0"),
+        node(be, "online", "1"),
+        node(be, "state", "1"),
+        node(be, "type", "phy"),
+        node(be, "mode", "w"),
+        node(be, "params", &image.device),
+        node(be, "physical-device", &image.physical_device),
+        node(be, "device-type", "disk"),
+        node(be, "removable", "0"),
+        node(be, "dev", "xvdc"),
+        node(fe, "backend", be),
+        node(fe, "backend-id", "0"),
+        node(fe, "state", "1"),
+        node(fe, "virtual-device", &vdev),
+        node(fe, "device-type", "disk"),
+    ])?;
+    store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
+
+    // Negotiate. Persistent grants stay off so that aligned segments are granted directly and
+    // only the unaligned ones bounce.
+    let offer = features(store, be)?;
+    let config = FrontendConfig {
+        persistent: false,
+        ..FrontendConfig::default()
+    };
+    let params = FrontendParams::negotiate(&config, &offer);
+    cx.log(format!(
+        "backend offers max-ring-page-order {}, queues {}, indirect {}, persistent {}, flush {}; \
+         chosen: ring-page-order {}, indirect segments {}",
+        offer.max_ring_page_order,
+        offer.max_queues,
+        offer.max_indirect_segments,
+        offer.persistent,
+        offer.flush_cache,
+        params.ring_page_order,
+        params.indirect_segments
+    ));
+
+    // The pool: ring, bounce, indirect and data pages, granted to the backend once.
+    let gnt = Gntalloc::open().context("open gntalloc")?;
+    let pool =
+        PagePool::new(&gnt, 0, (DATA_START + DATA_PAGES) as u32).context("grant the page pool")?;
+    let mut events = EventChannels::open().context("open evtchn")?;
+    let port = events
+        .bind_unbound(0)
+        .context("allocate an event channel")?;
+    let outcome = {
+        let mut front = VbdFront::new(&pool, EvtchnEvents::new(&mut events, port), VDEV as u16)
+            .context("build the engine")?;
+        let result = drive(cx, store, image, fe, be, params, &mut front);
+        // Whatever happened, the engine gives every grant back (the backend is Closed or
+        // going away when this runs).
+        front.with_io(|engine, io| engine.disconnect(io));
+        let outstanding = front.grants.outstanding();
+        cx.figure("grants used", front.grants.granted as f64, "");
+        result.and(ensure(outstanding == 0, || {
+            format!("{outstanding} grants still in use after disconnect")
+        }))
+    };
+    events.unbind(port).context("unbind the event channel")?;
+    pool.release().context("end the pool's grants")?;
+    outcome
+}
+
+fn drive(
+    cx: &mut Context,
+    store: &mut Store,
+    image: &LoopImage,
+    fe: &str,
+    be: &str,
+    params: FrontendParams,
+    front: &mut VbdFront<'_, '_, '_>,
+) -> Outcome {
+    front.attach_ring(params).context("attach the ring")?;
+    let mut refs = [0u32; 16];
+    let n = front.engine.ring_refs(&mut refs);
+    let mut nodes = Vec::new();
+    params
+        .write_nodes(&[&refs[..n]], &[front.events.port], |k, v| {
+            nodes.push((format!("{fe}/{k}"), v.to_owned()));
+            Ok::<(), ()>(())
+        })
+        .map_err(|e| Failure(format!("frontend nodes: {e:?}")))?;
+    nodes.push((
+        format!("{fe}/state"),
+        XenbusState::Initialised.as_str().to_owned(),
+    ));
+    store.write_all(&nodes)?;
+    let connect = store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)?;
+    cx.duration("connect", connect, "ms");
+
+    let features = features(store, be)?;
+    let info = features
+        .disk_info()
+        .map_err(|e| Failure(format!("disk info: {e:?}")))?;
+    ensure(info.sectors == image.sectors && !info.read_only, || {
+        format!("backend: {info:?}, image has {} sectors", image.sectors)
+    })?;
+
+    // The layout probe.
+    let started = Instant::now();
+    front.with_io(|engine, io| engine.connected(&features, io));
+    let mut none = Vec::new();
+    poll_until(front, &mut none, "the layout probe", |f, _| {
+        f.engine.state() != EngineState::Probing
+    })?;
+    ensure(front.engine.state() == EngineState::Running, || {
+        format!("after the probe the engine is {:?}", front.engine.state())
+    })?;
+    let layout = front
+        .engine
+        .counters()
+        .layout
+        .ok_or_else(|| Failure("the probe settled on no layout".into()))?;
+    cx.duration("probe", started.elapsed(), "ms");
+    cx.text("layout", layout.protocol());
+    cx.log(format!(
+        "layout probe chose {layout:?} ({})",
+        layout.protocol()
+    ));
+    store.set_state(fe, XenbusState::Connected)?;
+
+    let mut disk = Disk::new(DiskConfig::new(
+        info,
+        Identity::new(&info, "lab-vbd-core", vdev_unique().as_bytes()),
+    ));
+    let data = |i: usize| front.data_frame(i);
+    let (d0, d1, d2, d3, d4) = (data(0), data(1), data(2), data(3), data(4));
+    let big: Vec<Segment> = (0..BIG_PAGES)
+        .map(|i| seg(data(4 + i), 0, PAGE_SIZE as u16))
+        .collect();
+    let mut verified = 0usize;
+    let mut tag = 0u64;
+    let mut next = || {
+        tag += 1;
+        tag
+    };
+
+    // INQUIRY.
+    let buf = [seg(d0, 0, 96)];
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &[opcode::INQUIRY, 0, 0, 0, 96, 0],
+        DataDirection::FromDevice,
+        &buf,
+    )?;
+    good(&c, "INQUIRY")?;
+    let inquiry = gather(front, &buf);
+    ensure(c.transferred >= 36 && inquiry[0] & 0x1f == 0, || {
+        format!(
+            "INQUIRY: {} bytes, peripheral {:#x}",
+            c.transferred, inquiry[0]
+        )
+    })?;
+    cx.log(format!(
+        "INQUIRY: '{}' '{}'",
+        String::from_utf8_lossy(&inquiry[8..16]).trim(),
+        String::from_utf8_lossy(&inquiry[16..32]).trim()
+    ));
+
+    // READ CAPACITY(16).
+    let buf = [seg(d0, 0, 32)];
+    let mut cdb = [0u8; 16];
+    cdb[0] = opcode::SERVICE_ACTION_IN_16;
+    cdb[1] = 0x10;
+    cdb[13] = 32;
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &cdb,
+        DataDirection::FromDevice,
+        &buf,
+    )?;
+    good(&c, "READ CAPACITY(16)")?;
+    let cap = gather(front, &buf);
+    let last_lba = u64::from_be_bytes(cap[0..8].try_into().expect("8 bytes"));
+    let block = u32::from_be_bytes(cap[8..12].try_into().expect("4 bytes"));
+    ensure(last_lba + 1 == image.sectors && block == 512, || {
+        format!(
+            "READ CAPACITY(16): {} blocks of {block}, image has {} of 512",
+            last_lba + 1,
+            image.sectors
+        )
+    })?;
+    cx.log(format!(
+        "READ CAPACITY(16): {} blocks of {block}",
+        last_lba + 1
+    ));
+
+    // WRITE(10) scattered over five pages: two whole pages, an unaligned offset and two
+    // odd-sized pieces (those three bounce), then READ(10) it back into zeroed pages.
+    let scattered = [
+        seg(d0, 0, 4096),
+        seg(d1, 0, 4096),
+        seg(d2, 100, 1024),
+        seg(d3, 0, 1500),
+        seg(d4, 2000, 548),
+    ];
+    let blocks = u64::from(total(&scattered)) / 512;
+    let pattern = sectors_content(SEED.wrapping_add(100), SCATTER_LBA, blocks);
+    scatter(front, &scattered, &pattern);
+    let started = Instant::now();
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &cdb10(opcode::WRITE_10, SCATTER_LBA, blocks as u16),
+        DataDirection::ToDevice,
+        &scattered,
+    )?;
+    good(&c, "scattered WRITE(10)")?;
+    cx.duration("scattered write", started.elapsed(), "ms");
+    scatter(front, &scattered, &vec![0u8; pattern.len()]);
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &cdb10(opcode::READ_10, SCATTER_LBA, blocks as u16),
+        DataDirection::FromDevice,
+        &scattered,
+    )?;
+    good(&c, "scattered READ(10)")?;
+    let back = gather(front, &scattered);
+    ensure(back == pattern, || {
+        format!("scattered read-back: {}", first_difference(&back, &pattern))
+    })?;
+    verified += back.len();
+
+    // 64 KiB in 16 whole pages (indirect when negotiated).
+    let big_blocks = (BIG_PAGES * PAGE_SIZE / 512) as u64;
+    let big_pattern = sectors_content(SEED.wrapping_add(101), BIG_LBA, big_blocks);
+    scatter(front, &big, &big_pattern);
+    let started = Instant::now();
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &cdb10(opcode::WRITE_10, BIG_LBA, big_blocks as u16),
+        DataDirection::ToDevice,
+        &big,
+    )?;
+    good(&c, "64 KiB WRITE(10)")?;
+    cx.duration("64k write", started.elapsed(), "us");
+    scatter(front, &big, &vec![0u8; big_pattern.len()]);
+    let started = Instant::now();
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &cdb10(opcode::READ_10, BIG_LBA, big_blocks as u16),
+        DataDirection::FromDevice,
+        &big,
+    )?;
+    good(&c, "64 KiB READ(10)")?;
+    cx.duration("64k read", started.elapsed(), "us");
+    let back = gather(front, &big);
+    ensure(back == big_pattern, || {
+        format!(
+            "64 KiB read-back: {}",
+            first_difference(&back, &big_pattern)
+        )
+    })?;
+    verified += back.len();
+
+    // SYNCHRONIZE CACHE, then both patterns must be in the image file.
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &[opcode::SYNCHRONIZE_CACHE_10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        DataDirection::None,
+        &[],
+    )?;
+    good(&c, "SYNCHRONIZE CACHE(10)")?;
+    for (lba, want) in [(SCATTER_LBA, &pattern), (BIG_LBA, &big_pattern)] {
+        let in_file = image.read_file(lba * 512, want.len())?;
+        ensure(&in_file == want, || {
+            format!(
+                "after SYNCHRONIZE CACHE the image at LBA {lba} differs: {}",
+                first_difference(&in_file, want)
+            )
+        })?;
+        verified += want.len();
+    }
+
+    let k = front.engine.counters();
+    cx.log(format!("engine counters: {k:?}"));
+    // blkback writes feature-flush-cache (and feature-persistent) only when it connects, after
+    // the ring was negotiated at InitWait; the engine takes them in at Connected, so with a
+    // write cache the SYNCHRONIZE CACHE above must have gone to the backend as a ring request.
+    let flush_in_use = front.engine.params().is_some_and(|p| p.flush);
+    cx.log(format!(
+        "feature-flush-cache: {} at InitWait, {} at Connected, in use {flush_in_use}",
+        params.flush, features.flush_cache
+    ));
+    ensure(flush_in_use == features.flush_cache, || {
+        "the engine did not take in the backend's flush feature at Connected".into()
+    })?;
+    ensure(!flush_in_use || k.ring_requests >= k.requests, || {
+        format!("a flush completed without a ring request: {k:?}")
+    })?;
+    cx.figure("requests", k.requests as f64, "");
+    cx.figure("ring requests", k.ring_requests as f64, "");
+    cx.figure("bounced segments", k.bounced_segments as f64, "");
+    cx.figure("indirect requests", k.indirect_requests as f64, "");
+    cx.figure("verified", verified as f64 / 1024.0, "KiB");
+    ensure(k.errors == 0 && k.bounced_segments > 0, || {
+        format!("engine counters: {k:?}")
+    })?;
+    ensure(
+        params.indirect_segments == 0 || k.indirect_requests > 0,
+        || "indirect segments negotiated but no indirect request issued".into(),
+    )?;
+
+    // Disconnect: Closing, then Closed, on both ends.
+    let started = Instant::now();
+    store.set_state(fe, XenbusState::Closing)?;
+    store.expect_state("backend", be, XenbusState::Closing, STATE_TIMEOUT)?;
+    store.set_state(fe, XenbusState::Closed)?;
+    store.expect_state("backend", be, XenbusState::Closed, STATE_TIMEOUT)?;
+    cx.duration("disconnect", started.elapsed(), "ms");
+    Ok(())
+}
+
+fn vdev_unique() -> String {
+    format!("lab/vbd/{VDEV}")
+}
