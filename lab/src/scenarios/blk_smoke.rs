@@ -12,8 +12,8 @@ use xen_abi::blkif::{
 use xen_abi::xenbus::XenbusState;
 
 use super::toolstack::{
-    device_dirs, mean_us, modprobe, remove_device, sectors_content, share, wait_event, LoopImage,
-    Store,
+    device_dirs, mean_us, modprobe, remove_device, sectors_content, share, wait_event,
+    write_vbd_nodes, LoopImage, Store,
 };
 use crate::platform::evtchn::{EventChannels, Port};
 use crate::platform::gntalloc::Gntalloc;
@@ -180,27 +180,9 @@ fn session(
     be: &str,
     wrong_ring_ref: bool,
 ) -> Outcome {
-    // The toolstack's part: both directories in one transaction, backend in Initialising.
+    // The toolstack's part.
+    write_vbd_nodes(store, image, fe, be, VDEV, "xvda")?;
     let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
-    let vdev = VDEV.to_string();
-    store.write_all(&[
-        node(be, "frontend", fe),
-        node(be, "frontend-id", "0"),
-        node(be, "online", "1"),
-        node(be, "state", "1"),
-        node(be, "type", "phy"),
-        node(be, "mode", "w"),
-        node(be, "params", &image.device),
-        node(be, "physical-device", &image.physical_device),
-        node(be, "device-type", "disk"),
-        node(be, "removable", "0"),
-        node(be, "dev", "xvda"),
-        node(fe, "backend", be),
-        node(fe, "backend-id", "0"),
-        node(fe, "state", "1"),
-        node(fe, "virtual-device", &vdev),
-        node(fe, "device-type", "disk"),
-    ])?;
     store.expect_state("backend", be, XenbusState::InitWait, CONNECT_TIMEOUT)?;
     cx.log(format!(
         "backend in InitWait over {} ({})",

@@ -273,6 +273,39 @@ pub fn sectors_content(seed: u8, lba: u64, count: u64) -> Vec<u8> {
         .collect()
 }
 
+/// The toolstack's part of attaching a disk: the backend and frontend directories of a `vbd`
+/// in one transaction, the backend in Initialising (the backend bus ignores a device it first
+/// sees in another state), over the loop device of `image`, as `dev` with vdev number `vdev`.
+pub fn write_vbd_nodes(
+    store: &mut Store,
+    image: &LoopImage,
+    fe: &str,
+    be: &str,
+    vdev: u32,
+    dev: &str,
+) -> Result<(), Failure> {
+    let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
+    let vdev = vdev.to_string();
+    store.write_all(&[
+        node(be, "frontend", fe),
+        node(be, "frontend-id", "0"),
+        node(be, "online", "1"),
+        node(be, "state", "1"),
+        node(be, "type", "phy"),
+        node(be, "mode", "w"),
+        node(be, "params", &image.device),
+        node(be, "physical-device", &image.physical_device),
+        node(be, "device-type", "disk"),
+        node(be, "removable", "0"),
+        node(be, "dev", dev),
+        node(fe, "backend", be),
+        node(fe, "backend-id", "0"),
+        node(fe, "state", "1"),
+        node(fe, "virtual-device", &vdev),
+        node(fe, "device-type", "disk"),
+    ])
+}
+
 /// A loop device over an image file of known content in dom0's tmpfs; detached and deleted when
 /// dropped.
 #[derive(Debug)]

@@ -17,7 +17,8 @@ use xenvbd_core::{
 };
 
 use super::toolstack::{
-    device_dirs, modprobe, remove_device, sectors_content, wait_event, LoopImage, Store,
+    device_dirs, modprobe, remove_device, sectors_content, wait_event, write_vbd_nodes, LoopImage,
+    Store,
 };
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
@@ -217,26 +218,7 @@ fn good(c: &ScsiCompletion, what: &str) -> Outcome {
 
 fn session(cx: &mut Context, store: &mut Store, image: &LoopImage, fe: &str, be: &str) -> Outcome {
     // The toolstack's part, as blk-smoke does it.
-    let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
-    let vdev = VDEV.to_string();
-    store.write_all(&[
-        node(be, "frontend", fe),
-        node(be, "frontend-id", "0"),
-        node(be, "online", "1"),
-        node(be, "state", "1"),
-        node(be, "type", "phy"),
-        node(be, "mode", "w"),
-        node(be, "params", &image.device),
-        node(be, "physical-device", &image.physical_device),
-        node(be, "device-type", "disk"),
-        node(be, "removable", "0"),
-        node(be, "dev", "xvdc"),
-        node(fe, "backend", be),
-        node(fe, "backend-id", "0"),
-        node(fe, "state", "1"),
-        node(fe, "virtual-device", &vdev),
-        node(fe, "device-type", "disk"),
-    ])?;
+    write_vbd_nodes(store, image, fe, be, VDEV, "xvdc")?;
     store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
 
     // Negotiate. Persistent grants stay off so that aligned segments are granted directly and
