@@ -114,9 +114,9 @@ impl<Req: RingEntry, Rsp: RingEntry> BackRing<Req, Rsp> {
         })
     }
 
-    /// Takes every available request and answers each at once with `f`'s response, in one pass
-    /// (the batch form of [`take_request`](Self::take_request) +
-    /// [`push_response`](Self::push_response)); returns how many. At most `slots` per call.
+    /// Takes the requests visible now (one read of `req_prod`) and answers each at once with `f`'s
+    /// response, in one pass (the batch form of [`take_request`](Self::take_request) +
+    /// [`push_response`](Self::push_response)); returns how many, at most `slots`.
     /// The responses are published by [`push_responses`](Self::push_responses) or
     /// [`push_responses_and_check_notify`](Self::push_responses_and_check_notify), as usual.
     #[inline(always)]

@@ -418,12 +418,15 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
         }
     }
 
-    /// A backend's fast path: consumes the available requests and answers each in the same pass,
-    /// calling `answer` with the memory, the request's offset and the offset of the response slot
-    /// (the slot at the private producer index, which a consumed request has freed).
+    /// A backend's fast path: consumes the requests visible now and answers each in the same
+    /// pass, calling `answer` with the memory, the request's offset and the offset of the
+    /// response slot (the slot at the private producer index, which a consumed request has
+    /// freed).
     ///
-    /// Bounded: at most `slots` requests per call, since answering widens the window of valid
-    /// producer values and a peer that keeps producing could otherwise keep this loop running.
+    /// One snapshot of the producer index per call, as the C loop reads `req_prod` once: the
+    /// caller publishes the answers before looking for more, so the frontend gets them without
+    /// waiting for requests that arrived meanwhile. That also bounds the call to one window of
+    /// valid producer values, at most `slots` requests.
     #[inline(always)]
     pub(crate) fn serve(
         &mut self,
@@ -431,20 +434,17 @@ impl<L: EntryLayout, R: Role> Ring<L, R> {
     ) -> Result<usize, RingError> {
         debug_assert!(!R::FRONT, "only a backend answers requests");
         self.check()?;
+        if self.cons == self.peer_prod && self.refresh()? == 0 {
+            return Ok(0);
+        }
         let mut served = 0usize;
-        let limit = self.slots as usize;
-        while served < limit {
-            if self.cons == self.peer_prod && self.refresh()? == 0 {
-                break;
-            }
-            while self.cons != self.peer_prod && served < limit {
-                let request = self.offset(self.cons);
-                self.cons = self.cons.wrapping_add(1);
-                let response = self.offset(self.prod_pvt);
-                answer(&self.mem, request, response, self.layout.grid());
-                self.prod_pvt = self.prod_pvt.wrapping_add(1);
-                served += 1;
-            }
+        while self.cons != self.peer_prod {
+            let request = self.offset(self.cons);
+            self.cons = self.cons.wrapping_add(1);
+            let response = self.offset(self.prod_pvt);
+            answer(&self.mem, request, response, self.layout.grid());
+            self.prod_pvt = self.prod_pvt.wrapping_add(1);
+            served += 1;
         }
         Ok(served)
     }
