@@ -65,6 +65,30 @@ fn check_ioctl(what: &str, rc: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
+/// `LOOP_SET_BLOCK_SIZE` from Linux's `include/uapi/linux/loop.h` (the argument is the size
+/// itself, not a pointer).
+const LOOP_SET_BLOCK_SIZE: libc::c_ulong = 0x4c09;
+
+/// Sets the logical block size of a loop device (what `losetup --sector-size` does; dom0's
+/// busybox `losetup` has no such option).
+pub fn set_loop_block_size(device: &str, size: u32) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(device)
+        .map_err(|e| annotate(&format!("open {device}"), e))?;
+    // SAFETY: LOOP_SET_BLOCK_SIZE takes its argument by value and reads no memory of ours; the
+    // descriptor is open for the whole call.
+    let rc = unsafe {
+        libc::ioctl(
+            file.as_raw_fd(),
+            LOOP_SET_BLOCK_SIZE as _,
+            libc::c_ulong::from(size),
+        )
+    };
+    check_ioctl(&format!("LOOP_SET_BLOCK_SIZE {size} on {device}"), rc).map(drop)
+}
+
 /// Waits until the file is readable or the timeout passes; returns whether it is readable.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;

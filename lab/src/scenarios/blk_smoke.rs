@@ -73,7 +73,7 @@ fn run_with(cx: &mut Context, wrong_ring_ref: bool) -> Outcome {
     let mut store = Store::open()?;
     let (fe, be) = device_dirs("vbd", VDEV);
     remove_device(&mut store, &fe, &be)?;
-    let image = LoopImage::create(cx.name(), SEED, IMAGE_SECTORS)?;
+    let image = LoopImage::create(cx.name(), SEED, IMAGE_SECTORS, None)?;
     let outcome = session(cx, &mut store, &image, &fe, &be, wrong_ring_ref);
     // Whatever happened, take the device away (the backend then unmaps and frees everything).
     let removed = remove_device(&mut store, &fe, &be);
@@ -181,7 +181,7 @@ fn session(
     wrong_ring_ref: bool,
 ) -> Outcome {
     // The toolstack's part.
-    write_vbd_nodes(store, image, fe, be, VDEV, "xvda")?;
+    write_vbd_nodes(store, image, fe, be, VDEV, "xvda", "w")?;
     let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
     store.expect_state("backend", be, XenbusState::InitWait, CONNECT_TIMEOUT)?;
     cx.log(format!(

@@ -108,7 +108,7 @@ fn run_blkfront(cx: &mut Context) -> Outcome {
     let mut store = Store::open()?;
     let (fe, be) = device_dirs("vbd", VDEV);
     remove_device(&mut store, &fe, &be)?;
-    let image = LoopImage::create(cx.name(), SEED, IMAGE_SECTORS)?;
+    let image = LoopImage::create(cx.name(), SEED, IMAGE_SECTORS, None)?;
     let outcome = blk_session(cx, &mut store, &image, &fe, &be);
     let unloaded = if module_loaded("xen-blkfront") {
         unload_frontend(cx, &mut store, "xen-blkfront", &format!("vbd-{VDEV}"), &be)

@@ -24,6 +24,9 @@ pub const REGISTRY: &[Scenario] = &[
     xenstore::SCENARIO,
     blk_smoke::SCENARIO,
     vbd_core::SCENARIO,
+    vbd_core::FOUR_K,
+    vbd_core::READ_ONLY,
+    vbd_core::X86_32,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -70,7 +73,14 @@ mod tests {
         // Loaded, xen-blkfront and xen-netfront grab every device/vbd and device/vif node in dom0.
         let at = |name: &str| REGISTRY.iter().position(|s| s.name == name).unwrap();
         for linux in ["linux-blkfront", "linux-netfront"] {
-            for ours in ["blk-smoke", "vbd-core", "net-smoke"] {
+            for ours in [
+                "blk-smoke",
+                "vbd-core",
+                "vbd-4k",
+                "vbd-readonly",
+                "vbd-x86-32",
+                "net-smoke",
+            ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");
             }
         }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use xen_abi::xenbus::XenbusState;
 use xenpci_core::xenstore::{TxId, XsConnection, XsError};
 
+use crate::platform;
 use crate::platform::evtchn::{EventChannels, Port};
 use crate::platform::xenbus::XenbusDevice;
 use crate::scenario::{Failure, ResultExt};
@@ -275,7 +276,8 @@ pub fn sectors_content(seed: u8, lba: u64, count: u64) -> Vec<u8> {
 
 /// The toolstack's part of attaching a disk: the backend and frontend directories of a `vbd`
 /// in one transaction, the backend in Initialising (the backend bus ignores a device it first
-/// sees in another state), over the loop device of `image`, as `dev` with vdev number `vdev`.
+/// sees in another state), over the loop device of `image`, as `dev` with vdev number `vdev`,
+/// attached with `mode` (`w`, or `r` for a read-only disk).
 pub fn write_vbd_nodes(
     store: &mut Store,
     image: &LoopImage,
@@ -283,6 +285,7 @@ pub fn write_vbd_nodes(
     be: &str,
     vdev: u32,
     dev: &str,
+    mode: &str,
 ) -> Result<(), Failure> {
     let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
     let vdev = vdev.to_string();
@@ -292,7 +295,7 @@ pub fn write_vbd_nodes(
         node(be, "online", "1"),
         node(be, "state", "1"),
         node(be, "type", "phy"),
-        node(be, "mode", "w"),
+        node(be, "mode", mode),
         node(be, "params", &image.device),
         node(be, "physical-device", &image.physical_device),
         node(be, "device-type", "disk"),
@@ -318,12 +321,20 @@ pub struct LoopImage {
     pub physical_device: String,
     /// Size in 512-byte sectors.
     pub sectors: u64,
+    /// The loop device's logical block size in bytes.
+    pub block_size: u32,
 }
 
 impl LoopImage {
     /// Creates `/dev/shm/<name>.img` of `sectors` sectors of [`sector_content`] with `seed` and
-    /// attaches it to a free loop device.
-    pub fn create(name: &str, seed: u8, sectors: u64) -> Result<Self, Failure> {
+    /// attaches it to a free loop device, with a logical block size of `sector_size` bytes when
+    /// given (512 otherwise).
+    pub fn create(
+        name: &str,
+        seed: u8,
+        sectors: u64,
+        sector_size: Option<u32>,
+    ) -> Result<Self, Failure> {
         modprobe("loop")?;
         let file = format!("/dev/shm/{name}.img");
         std::fs::write(&file, sectors_content(seed, 0, sectors))
@@ -333,7 +344,29 @@ impl LoopImage {
             return Err(Failure(format!("losetup -f printed '{device}'")));
         }
         sh("losetup", &[&device, &file])?;
-        let sys = format!("/sys/block/{}/dev", device.trim_start_matches("/dev/"));
+        let mut image = Self {
+            device,
+            file,
+            physical_device: String::new(),
+            sectors,
+            block_size: sector_size.unwrap_or(512),
+        };
+        if let Some(size) = sector_size {
+            platform::set_loop_block_size(&image.device, size)
+                .context(format!("set the block size of {}", image.device))?;
+            let queue = format!(
+                "/sys/block/{}/queue/logical_block_size",
+                image.device.trim_start_matches("/dev/")
+            );
+            let now = std::fs::read_to_string(&queue).context(format!("read {queue}"))?;
+            if now.trim() != size.to_string() {
+                return Err(Failure(format!("{queue} is '{}', not {size}", now.trim())));
+            }
+        }
+        let sys = format!(
+            "/sys/block/{}/dev",
+            image.device.trim_start_matches("/dev/")
+        );
         let dev = std::fs::read_to_string(&sys).context(format!("read {sys}"))?;
         let (major, minor) = dev
             .trim()
@@ -341,12 +374,8 @@ impl LoopImage {
             .ok_or_else(|| Failure(format!("{sys} is '{dev}'")))?;
         let major: u32 = major.parse().context("loop major")?;
         let minor: u32 = minor.parse().context("loop minor")?;
-        Ok(Self {
-            device,
-            file,
-            physical_device: format!("{major:x}:{minor:x}"),
-            sectors,
-        })
+        image.physical_device = format!("{major:x}:{minor:x}");
+        Ok(image)
     }
 
     /// Reads bytes of the image file (what the loop device wrote through to it).
