@@ -323,12 +323,8 @@ fn session(
     share(|s| s.blk_read_us = Some(mean));
 
     // Disconnect: Closing, then Closed, on both ends.
-    let started = Instant::now();
-    store.set_state(fe, XenbusState::Closing)?;
-    store.expect_state("backend", be, XenbusState::Closing, CONNECT_TIMEOUT)?;
-    store.set_state(fe, XenbusState::Closed)?;
-    store.expect_state("backend", be, XenbusState::Closed, CONNECT_TIMEOUT)?;
-    cx.duration("disconnect", started.elapsed(), "ms");
+    let took = store.disconnect(fe, be, CONNECT_TIMEOUT)?;
+    cx.duration("disconnect", took, "ms");
     let Front { events, .. } = front;
     events.unbind(port).context("unbind the event channel")?;
     ring_pages.release().context("end the ring grant")?;

@@ -352,12 +352,9 @@ fn session(cx: &mut Context, store: &mut Store, fe: &str, be: &str) -> Outcome {
     // Disconnect.
     sh("ip", &["link", "set", &vif, "down"])?;
     drop(sock);
-    let started = Instant::now();
-    store.set_state(fe, XenbusState::Closing)?;
-    store.expect_state("backend", be, XenbusState::Closing, CONNECT_TIMEOUT)?;
-    store.set_state(fe, XenbusState::Closed)?;
-    store.expect_state("backend", be, XenbusState::Closed, CONNECT_TIMEOUT)?;
-    cx.duration("disconnect", started.elapsed(), "ms");
+    // Disconnect: Closing, then Closed, on both ends.
+    let took = store.disconnect(fe, be, CONNECT_TIMEOUT)?;
+    cx.duration("disconnect", took, "ms");
     let Front { mut events, .. } = front;
     events.unbind(port).context("unbind the event channel")?;
     tx_ring_page.release().context("end the tx ring grant")?;

@@ -153,6 +153,22 @@ impl Store {
         )))
     }
 
+    /// The frontend's side of a clean disconnect: Closing, wait for the backend to follow, then
+    /// Closed and the same. Returns how long it took.
+    pub fn disconnect(
+        &mut self,
+        fe: &str,
+        be: &str,
+        timeout: Duration,
+    ) -> Result<Duration, Failure> {
+        let started = Instant::now();
+        self.set_state(fe, XenbusState::Closing)?;
+        self.expect_state("backend", be, XenbusState::Closing, timeout)?;
+        self.set_state(fe, XenbusState::Closed)?;
+        self.expect_state("backend", be, XenbusState::Closed, timeout)?;
+        Ok(started.elapsed())
+    }
+
     /// Why a device end might be stuck: its `error` node, and the kernel's last messages about
     /// Xen devices.
     pub fn diagnose(&mut self, dir: &str) -> String {

@@ -736,12 +736,8 @@ fn drive(
     )?;
 
     // Disconnect: Closing, then Closed, on both ends.
-    let started = Instant::now();
-    store.set_state(fe, XenbusState::Closing)?;
-    store.expect_state("backend", be, XenbusState::Closing, STATE_TIMEOUT)?;
-    store.set_state(fe, XenbusState::Closed)?;
-    store.expect_state("backend", be, XenbusState::Closed, STATE_TIMEOUT)?;
-    cx.duration("disconnect", started.elapsed(), "ms");
+    let took = store.disconnect(fe, be, STATE_TIMEOUT)?;
+    cx.duration("disconnect", took, "ms");
     Ok(())
 }
 
