@@ -39,7 +39,8 @@ struct SimEvents {
 }
 
 impl Events for SimEvents {
-    fn notify(&mut self) {
+    fn notify(&mut self, queue: usize) {
+        assert_eq!(queue, 0, "the model serves one queue");
         self.notifies += 1;
         self.ops.send(&EvtchnSend { port: self.port }).unwrap();
     }

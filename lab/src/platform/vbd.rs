@@ -9,9 +9,9 @@
 //! - [`EvtchnEvents`] ([`Events`]): notify through `/dev/xen/evtchn`, keep the log events.
 //! - [`PoolMemory`] ([`GuestMemory`]): the pool's mapping.
 //!
-//! [`VbdFront`] owns the engine and lays it out over the pool: the ring in the first
-//! [`RING_PAGES`] pages, then the bounce and indirect pages, then pages for data buffers
-//! ([`VbdFront::data_frame`]). Because it borrows the pool, the pool outlives the ring.
+//! [`VbdFront`] owns the engine and lays it out over the pool: [`QUEUES`] rings of
+//! [`RING_PAGES`] pages first, then the bounce and indirect pages, then pages for data buffers
+//! ([`VbdFront::data_frame`]). Because it borrows the pool, the pool outlives the rings.
 
 use std::io;
 
@@ -29,10 +29,15 @@ use super::pool::PagePool;
 pub const BOUNCE_PAGES: usize = 8;
 /// Indirect-segment pages of the engine.
 pub const INDIRECT_PAGES: usize = 4;
-/// Pages kept for the ring: the largest ring the engine negotiates.
+/// Pages kept for each ring: the largest ring the engine negotiates.
 pub const RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
+/// Queues (rings) the lab's frontend sets up at most (dom0 has 2 vCPUs, and blkback offers
+/// one queue per CPU).
+pub const QUEUES: usize = 4;
+/// The first pool page after the rings.
+const RINGS_END: usize = QUEUES * RING_PAGES;
 /// The first pool page left for data buffers.
-pub const DATA_START: usize = RING_PAGES + BOUNCE_PAGES + INDIRECT_PAGES;
+pub const DATA_START: usize = RINGS_END + BOUNCE_PAGES + INDIRECT_PAGES;
 
 /// The engine: 8 operations of up to 64 segments, 32 ring requests in flight.
 pub type Engine = Blkif<8, 64, 32, BOUNCE_PAGES, INDIRECT_PAGES>;
@@ -121,13 +126,13 @@ impl GuestMemory for PoolMemory<'_, '_> {
     }
 }
 
-/// [`Events`] over an event channel bound with `/dev/xen/evtchn`.
+/// [`Events`] over event channels bound with `/dev/xen/evtchn`, one per queue.
 #[derive(Debug)]
 pub struct EvtchnEvents<'e> {
     /// The device (also used to wait for the backend's events).
     pub events: &'e mut EventChannels,
-    /// The queue's port.
-    pub port: Port,
+    /// Each queue's port.
+    pub ports: Vec<Port>,
     /// Notifications sent.
     pub notifies: u64,
     /// The first notification that failed.
@@ -137,11 +142,16 @@ pub struct EvtchnEvents<'e> {
 }
 
 impl<'e> EvtchnEvents<'e> {
-    /// Events on `port`.
+    /// Events on `port`, for a single queue.
     pub fn new(events: &'e mut EventChannels, port: Port) -> Self {
+        Self::with_ports(events, vec![port])
+    }
+
+    /// Events on `ports`, queue `q` on `ports[q]`.
+    pub fn with_ports(events: &'e mut EventChannels, ports: Vec<Port>) -> Self {
         Self {
             events,
-            port,
+            ports,
             notifies: 0,
             notify_error: None,
             log: Vec::new(),
@@ -150,9 +160,15 @@ impl<'e> EvtchnEvents<'e> {
 }
 
 impl Events for EvtchnEvents<'_> {
-    fn notify(&mut self) {
+    fn notify(&mut self, queue: usize) {
         self.notifies += 1;
-        if let Err(e) = self.events.notify(self.port) {
+        let sent = match self.ports.get(queue) {
+            Some(&port) => self.events.notify(port),
+            None => Err(io::Error::other(format!(
+                "no event channel for queue {queue}"
+            ))),
+        };
+        if let Err(e) = sent {
             self.notify_error.get_or_insert(e);
         }
     }
@@ -185,9 +201,9 @@ impl<'a, 'g, 'e> VbdFront<'a, 'g, 'e> {
                 pool.len()
             )));
         }
-        let bounce: [u64; BOUNCE_PAGES] = std::array::from_fn(|i| pool.frame(RING_PAGES + i));
+        let bounce: [u64; BOUNCE_PAGES] = std::array::from_fn(|i| pool.frame(RINGS_END + i));
         let indirect: [u64; INDIRECT_PAGES] =
-            std::array::from_fn(|i| pool.frame(RING_PAGES + BOUNCE_PAGES + i));
+            std::array::from_fn(|i| pool.frame(RINGS_END + BOUNCE_PAGES + i));
         let config = EngineConfig {
             backend: pool.domid(),
             handle,
@@ -223,20 +239,52 @@ impl<'a, 'g, 'e> VbdFront<'a, 'g, 'e> {
         f(&mut self.engine, &mut io)
     }
 
-    /// Lays the ring over the first 2^`params.ring_page_order` pages and attaches it (granting
-    /// them to the backend).
+    /// Lays queue `q`'s ring over 2^`params.ring_page_order` pages from page `q` ×
+    /// [`RING_PAGES`], for each of the `params.queues` queues, and attaches them (granting them
+    /// to the backend).
     pub fn attach_ring(&mut self, params: FrontendParams) -> io::Result<()> {
         let pages = params.ring_pages();
-        if pages > RING_PAGES {
-            return Err(io::Error::other(format!("a ring of {pages} pages")));
+        let queues = params.queues as usize;
+        if pages > RING_PAGES || queues > QUEUES {
+            return Err(io::Error::other(format!(
+                "{queues} rings of {pages} pages; the pool holds {QUEUES} of {RING_PAGES}"
+            )));
         }
-        // SAFETY: the engine that will own the handle lives in `self`, which borrows the pool
-        // for 'a, so the pool cannot be released or dropped before the ring is; the first
-        // RING_PAGES pages are used for nothing but the ring (bounce, indirect and data pages
-        // come after them).
-        let mem = unsafe { self.pool.ring_memory(0, params.ring_page_order) }?;
-        let frames: Vec<u64> = (0..pages).map(|i| self.pool.frame(i)).collect();
-        self.with_io(|engine, io| engine.attach_ring(params, mem, &frames, io))
-            .map_err(|e| io::Error::other(format!("attach the ring: {e}")))
+        let mut rings = Vec::with_capacity(queues);
+        for q in 0..queues {
+            // SAFETY: the engine that will own the handle lives in `self`, which borrows the
+            // pool for 'a, so the pool cannot be released or dropped before the ring is; pages
+            // q × RING_PAGES .. (q + 1) × RING_PAGES are used for nothing but queue q's ring
+            // (bounce, indirect and data pages come after all the rings).
+            let mem = unsafe {
+                self.pool
+                    .ring_memory(q * RING_PAGES, params.ring_page_order)
+            }?;
+            let frames: Vec<u64> = (0..pages)
+                .map(|i| self.pool.frame(q * RING_PAGES + i))
+                .collect();
+            rings.push((mem, frames));
+        }
+        self.with_io(|engine, io| {
+            engine.attach_rings(
+                params,
+                rings
+                    .iter()
+                    .map(|(mem, frames)| (mem.clone(), frames.as_slice())),
+                io,
+            )
+        })
+        .map_err(|e| io::Error::other(format!("attach the rings: {e}")))
+    }
+
+    /// Each queue's ring references, for [`FrontendParams::write_nodes`].
+    pub fn queue_ring_refs(&self) -> Vec<Vec<GrantRef>> {
+        (0..self.engine.queues())
+            .map(|q| {
+                let mut refs = [0; 16];
+                let n = self.engine.queue_ring_refs(q, &mut refs);
+                refs[..n].to_vec()
+            })
+            .collect()
     }
 }

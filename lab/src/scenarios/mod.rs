@@ -27,6 +27,7 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_core::FOUR_K,
     vbd_core::READ_ONLY,
     vbd_core::X86_32,
+    vbd_core::MULTI_QUEUE,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -79,6 +80,7 @@ mod tests {
                 "vbd-4k",
                 "vbd-readonly",
                 "vbd-x86-32",
+                "vbd-multiqueue",
                 "net-smoke",
             ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");

@@ -6,8 +6,9 @@
 //! `Disk::submit` and the engine.
 //!
 //! The variants run the same session with one thing changed (`Variant`): a loop device with
-//! 4096-byte logical blocks (`vbd-4k`), a read-only backend (`vbd-readonly`), and a frontend
-//! that announces the 32-bit ring layout (`vbd-x86-32`).
+//! 4096-byte logical blocks (`vbd-4k`), a read-only backend (`vbd-readonly`), a frontend
+//! that announces the 32-bit ring layout (`vbd-x86-32`), and one ring per queue the backend
+//! offers (`vbd-multiqueue`).
 
 use std::time::{Duration, Instant};
 
@@ -22,13 +23,12 @@ use xenvbd_core::{
 };
 
 use super::toolstack::{
-    device_dirs, modprobe, remove_device, sectors_content, wait_event, write_vbd_nodes, LoopImage,
-    Store,
+    device_dirs, modprobe, remove_device, sectors_content, write_vbd_nodes, LoopImage, Store,
 };
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::pool::PagePool;
-use crate::platform::vbd::{EvtchnEvents, VbdFront, DATA_START};
+use crate::platform::vbd::{EvtchnEvents, VbdFront, DATA_START, QUEUES};
 use crate::platform::PAGE_SIZE;
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
 
@@ -75,6 +75,17 @@ pub const X86_32: Scenario = Scenario {
     run: |cx| run(cx, Variant::X86_32),
 };
 
+/// `vbd-multiqueue`.
+pub const MULTI_QUEUE: Scenario = Scenario {
+    name: "vbd-multiqueue",
+    description: "vbd-core with every queue blkback offers (one per dom0 vCPU): a ring and an \
+                  event channel per queue under queue-N/, the probe on queue 0, then the same \
+                  I/O spread over the rings (each ring must carry requests)",
+    default: true,
+    timeout: Duration::from_secs(120),
+    run: |cx| run(cx, Variant::MultiQueue),
+};
+
 /// What a scenario of this file changes in the session.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Variant {
@@ -86,6 +97,8 @@ enum Variant {
     ReadOnly,
     /// `protocol = x86_32-abi`.
     X86_32,
+    /// `multi-queue-num-queues` = what the backend offers.
+    MultiQueue,
 }
 
 impl Variant {
@@ -97,6 +110,7 @@ impl Variant {
             Variant::FourK => (51760, "xvdd"),
             Variant::ReadOnly => (51776, "xvde"),
             Variant::X86_32 => (51792, "xvdf"),
+            Variant::MultiQueue => (51904, "xvdm"),
         }
     }
 
@@ -240,9 +254,31 @@ fn poll_until(
         if done(front, completions) {
             return Ok(());
         }
-        let port = front.events.port;
-        wait_event(front.events.events, port, IO_TIMEOUT, what)?;
+        wait_queue_events(front, what)?;
     }
+}
+
+/// Waits for an event on any of the engine's queues and unmasks the ports that signalled.
+pub(crate) fn wait_queue_events(front: &mut VbdFront<'_, '_, '_>, what: &str) -> Outcome {
+    let signalled = front
+        .events
+        .events
+        .wait_any(IO_TIMEOUT)
+        .context(format!("wait for {what}"))?;
+    if signalled.is_empty() {
+        return Err(Failure(format!(
+            "no event for {what} within {} s",
+            IO_TIMEOUT.as_secs_f64()
+        )));
+    }
+    for port in signalled {
+        front
+            .events
+            .events
+            .unmask(port)
+            .context("unmask the event channel")?;
+    }
+    Ok(())
 }
 
 /// Runs one SCSI command through the disk and, when it needs the backend, the engine.
@@ -316,6 +352,11 @@ fn session(
     let offer = features(store, be)?;
     let config = FrontendConfig {
         persistent: false,
+        max_queues: if variant == Variant::MultiQueue {
+            QUEUES as u32
+        } else {
+            1
+        },
         ..FrontendConfig::default()
     };
     let params = FrontendParams::negotiate(&config, &offer);
@@ -335,13 +376,31 @@ fn session(
     let gnt = Gntalloc::open().context("open gntalloc")?;
     let pool =
         PagePool::new(&gnt, 0, (DATA_START + DATA_PAGES) as u32).context("grant the page pool")?;
+    if variant == Variant::MultiQueue {
+        ensure(offer.max_queues >= 2 && params.queues >= 2, || {
+            format!(
+                "blkback offers {} queues, {} chosen: nothing to spread over",
+                offer.max_queues, params.queues
+            )
+        })?;
+        cx.figure("queues", f64::from(params.queues), "");
+    }
     let mut events = EventChannels::open().context("open evtchn")?;
-    let port = events
-        .bind_unbound(0)
-        .context("allocate an event channel")?;
+    let mut ports = Vec::new();
+    for _ in 0..params.queues {
+        match events.bind_unbound(0) {
+            Ok(port) => ports.push(port),
+            Err(e) => {
+                for port in ports {
+                    let _ = events.unbind(port);
+                }
+                return Err(Failure(format!("allocate an event channel: {e}")));
+            }
+        }
+    }
     let outcome = {
-        let mut front = VbdFront::new(&pool, EvtchnEvents::new(&mut events, port), vdev as u16)
-            .context("build the engine")?;
+        let events = EvtchnEvents::with_ports(&mut events, ports.clone());
+        let mut front = VbdFront::new(&pool, events, vdev as u16).context("build the engine")?;
         let result = drive(cx, variant, store, image, fe, be, params, &mut front);
         // Whatever happened, the engine gives every grant back (the backend is Closed or
         // going away when this runs).
@@ -352,7 +411,9 @@ fn session(
             format!("{outstanding} grants still in use after disconnect")
         }))
     };
-    events.unbind(port).context("unbind the event channel")?;
+    for port in ports {
+        events.unbind(port).context("unbind the event channels")?;
+    }
     pool.release().context("end the pool's grants")?;
     outcome
 }
@@ -368,9 +429,9 @@ fn drive(
     params: FrontendParams,
     front: &mut VbdFront<'_, '_, '_>,
 ) -> Outcome {
-    front.attach_ring(params).context("attach the ring")?;
-    let mut refs = [0u32; 16];
-    let n = front.engine.ring_refs(&mut refs);
+    front.attach_ring(params).context("attach the rings")?;
+    let refs = front.queue_ring_refs();
+    let refs: Vec<&[u32]> = refs.iter().map(Vec::as_slice).collect();
     let mut nodes = Vec::new();
     // The engine was attached expecting x86_64; what the frontend announces decides which
     // layout blkback uses, and only the probe tells the engine.
@@ -380,7 +441,7 @@ fn drive(
     };
     cx.text("protocol", published.layout.protocol());
     published
-        .write_nodes(&[&refs[..n]], &[front.events.port], |k, v| {
+        .write_nodes(&refs, &front.events.ports, |k, v| {
             nodes.push((format!("{fe}/{k}"), v.to_owned()));
             Ok::<(), ()>(())
         })
@@ -734,6 +795,21 @@ fn drive(
         params.indirect_segments == 0 || k.indirect_requests > 0,
         || "indirect segments negotiated but no indirect request issued".into(),
     )?;
+    let per_queue = &k.queue_requests[..params.queues as usize];
+    cx.log(format!("ring requests per queue: {per_queue:?}"));
+    ensure(per_queue.iter().all(|&n| n > 0), || {
+        format!("a queue carried no request: {per_queue:?}")
+    })?;
+    if params.queues > 1 {
+        cx.text(
+            "per queue",
+            &per_queue
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("/"),
+        );
+    }
 
     // Disconnect: Closing, then Closed, on both ends.
     let took = store.disconnect(fe, be, STATE_TIMEOUT)?;

@@ -30,6 +30,7 @@ use xenpci_core::grant_table::{GrantError, Revocation};
 use zerocopy::IntoBytes;
 
 use super::layout::{self, Layout, WireRequest, MAX_ENTRY, RESPONSE_BYTES};
+use super::negotiate::{MAX_QUEUES, MAX_RING_PAGE_ORDER};
 use super::{
     BackendFeatures, BlockCompletion, BlockStatus, Counters, EngineError, Events, FrontendParams,
     Grants, Io, LogEvent,
@@ -199,6 +200,8 @@ struct Slot {
     end_piece: u16,
     indirect: [u16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST],
     nindirect: u8,
+    /// The queue (ring) it was issued on.
+    queue: u8,
 }
 
 const EMPTY_SLOT: Slot = Slot {
@@ -211,7 +214,13 @@ const EMPTY_SLOT: Slot = Slot {
     end_piece: 0,
     indirect: [NONE16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST],
     nindirect: 0,
+    queue: 0,
 };
+
+/// Queues an engine can drive.
+const QUEUES: usize = MAX_QUEUES as usize;
+/// Pages of one ring at most.
+const RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
 
 #[derive(Clone, Copy, Debug)]
 struct PoolPage {
@@ -257,9 +266,15 @@ pub struct Blkif<
     block_size: u32,
     state: EngineState,
     probe: Probe,
-    ring: Option<RawFrontRing>,
+    /// One ring per queue; `rings[..queues]` are attached.
+    rings: [Option<RawFrontRing>; QUEUES],
+    queues: usize,
+    /// Requests in flight on each queue.
+    queue_load: [u16; QUEUES],
+    /// Where [`pick_queue`](Self::pick_queue) starts looking.
+    next_queue: usize,
     layout: Layout,
-    ring_grefs: [Option<GrantRef>; 16],
+    ring_grefs: [[Option<GrantRef>; RING_PAGES]; QUEUES],
     jobs: [Job<SEGS>; JOBS],
     /// Live jobs in submission order.
     order: [u16; JOBS],
@@ -299,9 +314,12 @@ impl<
             block_size: SECTOR,
             state: EngineState::Disconnected,
             probe: Probe::First,
-            ring: None,
+            rings: [const { None }; QUEUES],
+            queues: 0,
+            queue_load: [0; QUEUES],
+            next_queue: 0,
             layout: Layout::X86_64,
-            ring_grefs: [None; 16],
+            ring_grefs: [[None; RING_PAGES]; QUEUES],
             jobs: [Job::EMPTY; JOBS],
             order: [0; JOBS],
             order_len: 0,
@@ -337,20 +355,33 @@ impl<
         self.slots.iter().filter(|s| s.busy).count()
     }
 
-    /// The ring's grant references, in page order (for the `ring-ref` nodes).
+    /// The queues (rings) attached: [`FrontendParams::queues`] once negotiated, 0 before.
+    pub fn queues(&self) -> usize {
+        self.queues
+    }
+
+    /// The grant references of queue 0's ring, in page order (for the `ring-ref` nodes of a
+    /// single-queue device).
     pub fn ring_refs(&self, out: &mut [GrantRef; 16]) -> usize {
+        self.queue_ring_refs(0, out)
+    }
+
+    /// The grant references of queue `queue`'s ring, in page order (for its `queue-N/ring-ref`
+    /// nodes); 0 for a queue that is not attached.
+    pub fn queue_ring_refs(&self, queue: usize, out: &mut [GrantRef; 16]) -> usize {
+        let Some(grefs) = self.ring_grefs.get(queue) else {
+            return 0;
+        };
         let mut n = 0;
-        for g in self.ring_grefs.iter().map_while(|g| *g) {
+        for g in grefs.iter().map_while(|g| *g) {
             out[n] = g;
             n += 1;
         }
         n
     }
 
-    /// At `InitWait`: takes the negotiated parameters and the ring pages (`mem`, whose guest
-    /// frames are `ring_frames`, 2^`ring_page_order` of them), initialises the ring and grants
-    /// its pages to the backend. Then publish with
-    /// [`FrontendParams::publish`] and the references from [`ring_refs`](Self::ring_refs).
+    /// At `InitWait` of a single-queue device: [`attach_rings`](Self::attach_rings) with one
+    /// ring (`params.queues` must be 1).
     pub fn attach_ring<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         params: FrontendParams,
@@ -358,39 +389,62 @@ impl<
         ring_frames: &[u64],
         io: &mut Io<'_, G, N, M>,
     ) -> Result<(), GrantError> {
-        if self.ring.is_some() {
+        self.attach_rings(params, [(mem, ring_frames)], io)
+    }
+
+    /// At `InitWait`: takes the negotiated parameters and one ring per queue — the pages
+    /// (`RingMemory`) and their guest frames, 2^`ring_page_order` of them — initialises the
+    /// rings and grants their pages to the backend. Then publish with
+    /// [`FrontendParams::publish`] and the references from
+    /// [`queue_ring_refs`](Self::queue_ring_refs). Fails, granting nothing, unless exactly
+    /// `params.queues` rings of the right size are given.
+    pub fn attach_rings<'f, G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        params: FrontendParams,
+        rings: impl IntoIterator<Item = (RingMemory, &'f [u64])>,
+        io: &mut Io<'_, G, N, M>,
+    ) -> Result<(), GrantError> {
+        if self.queues > 0 {
             self.disconnect(io);
         }
         let pages = params.ring_pages();
-        if ring_frames.len() != pages || mem.pages() != pages {
-            return Err(GrantError::BadCapacity {
-                requested: pages as u32,
-            });
+        let queues = params.queues as usize;
+        let bad = GrantError::BadCapacity {
+            requested: pages as u32,
+        };
+        if queues == 0 || queues > QUEUES || pages > RING_PAGES {
+            return Err(bad);
         }
-        for (i, f) in ring_frames.iter().enumerate() {
-            match io.grants.grant(self.config.backend, *f, false) {
-                Ok(g) => self.ring_grefs[i] = Some(g),
-                Err(e) => {
-                    self.end_ring_grants(io);
-                    return Err(e);
+        let mut count = 0;
+        for (q, (mem, frames)) in rings.into_iter().enumerate() {
+            count = q + 1;
+            if q >= queues || frames.len() != pages || mem.pages() != pages {
+                break;
+            }
+            // The probe's first request is written in the x86_64 shape; slot 0 is at the same
+            // place in both layouts. The other queues are switched when the probe settles.
+            let Ok(ring) = RawFrontRing::init(mem, Layout::X86_64.entry_size()) else {
+                break;
+            };
+            for (i, f) in frames.iter().enumerate() {
+                match io.grants.grant(self.config.backend, *f, false) {
+                    Ok(g) => self.ring_grefs[q][i] = Some(g),
+                    Err(e) => {
+                        self.end_ring_grants(io);
+                        self.rings = [const { None }; QUEUES];
+                        return Err(e);
+                    }
                 }
             }
+            self.rings[q] = Some(ring);
         }
-        // The probe's first request is written in the x86_64 shape; slot 0 is at the same
-        // place in both layouts.
-        let ring = RawFrontRing::init(mem, Layout::X86_64.entry_size()).map_err(|_| {
-            GrantError::BadCapacity {
-                requested: pages as u32,
-            }
-        });
-        let ring = match ring {
-            Ok(r) => r,
-            Err(e) => {
-                self.end_ring_grants(io);
-                return Err(e);
-            }
-        };
-        self.ring = Some(ring);
+        if count != queues || self.rings[..queues].iter().any(Option::is_none) {
+            self.end_ring_grants(io);
+            self.rings = [const { None }; QUEUES];
+            return Err(bad);
+        }
+        self.queues = queues;
+        self.queue_load = [0; QUEUES];
         self.params = Some(params);
         self.layout = params.layout;
         self.state = EngineState::RingReady;
@@ -416,7 +470,8 @@ impl<
         if let Some(params) = self.params.as_mut() {
             params.apply_connected(features);
         }
-        let Some(ring) = self.ring.as_mut() else {
+        // The probe runs on queue 0 only; the others stay empty until it settles.
+        let Some(ring) = self.rings[0].as_mut() else {
             return;
         };
         let probe = layout::first_probe(self.config.handle);
@@ -427,7 +482,7 @@ impl<
         self.state = EngineState::Probing;
         self.probe = Probe::First;
         if ring.push_requests_and_check_notify() {
-            io.events.notify();
+            io.events.notify(0);
         }
     }
 
@@ -493,7 +548,7 @@ impl<
         Ok(())
     }
 
-    /// Handles the ring's responses (call from the event-channel handler, and after
+    /// Handles every queue's responses (call from the event-channel handlers, and after
     /// [`connected`](Self::connected)): settles the probe, completes operations through
     /// `complete`, issues what waited. Returns the protocol violation that stopped the device,
     /// if one did.
@@ -503,41 +558,63 @@ impl<
         mut complete: impl FnMut(BlockCompletion),
     ) -> Result<(), EngineError> {
         loop {
-            loop {
-                if let EngineState::Failed(e) = self.state {
-                    return Err(e);
-                }
-                let Some(ring) = self.ring.as_mut() else {
-                    return Ok(());
+            for q in 0..self.queues {
+                self.drain_queue(q, io, &mut complete)?;
+            }
+            self.dispatch(io, &mut complete);
+            // Re-arm every queue's response event; a response that slipped in meanwhile means
+            // another round (the ring's final check, as RING_FINAL_CHECK_FOR_RESPONSES).
+            let mut again = false;
+            for q in 0..self.queues {
+                let Some(ring) = self.rings[q].as_mut() else {
+                    continue;
                 };
-                let mut buf = [0u8; RESPONSE_BYTES];
-                match ring.take_response(&mut buf) {
-                    Ok(Some(_)) => {}
-                    Ok(None) => break,
+                match ring.final_check_for_responses() {
+                    Ok(more) => again |= more,
                     Err(e) => {
                         self.fail(EngineError::Ring(e), io);
                         return Err(EngineError::Ring(e));
                     }
                 }
-                let Some(rsp) = layout::decode(self.layout, &buf) else {
-                    continue;
-                };
-                if let Err(e) = self.on_response(rsp, io, &mut complete) {
-                    self.fail(e, io);
-                    return Err(e);
-                }
             }
-            self.dispatch(io, &mut complete);
-            let Some(ring) = self.ring.as_mut() else {
+            if !again {
+                return match self.state {
+                    EngineState::Failed(e) => Err(e),
+                    _ => Ok(()),
+                };
+            }
+        }
+    }
+
+    /// Takes and handles every response on queue `q`.
+    fn drain_queue<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        q: usize,
+        io: &mut Io<'_, G, N, M>,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) -> Result<(), EngineError> {
+        loop {
+            if let EngineState::Failed(e) = self.state {
+                return Err(e);
+            }
+            let Some(ring) = self.rings[q].as_mut() else {
                 return Ok(());
             };
-            match ring.final_check_for_responses() {
-                Ok(true) => continue,
-                Ok(false) => return Ok(()),
+            let mut buf = [0u8; RESPONSE_BYTES];
+            match ring.take_response(&mut buf) {
+                Ok(Some(_)) => {}
+                Ok(None) => return Ok(()),
                 Err(e) => {
                     self.fail(EngineError::Ring(e), io);
                     return Err(EngineError::Ring(e));
                 }
+            }
+            let Some(rsp) = layout::decode(self.layout, &buf) else {
+                continue;
+            };
+            if let Err(e) = self.on_response(q, rsp, io, complete) {
+                self.fail(e, io);
+                return Err(e);
             }
         }
     }
@@ -562,9 +639,8 @@ impl<
     /// table was reset), so they are forgotten, not revoked; operations are kept as for
     /// [`disconnect`](Self::disconnect).
     pub fn resumed(&mut self) {
-        for g in self.ring_grefs.iter_mut() {
-            *g = None;
-        }
+        self.ring_grefs = [[None; RING_PAGES]; QUEUES];
+        self.queue_load = [0; QUEUES];
         for s in self.slots.iter_mut() {
             s.busy = false;
             s.generation = s.generation.wrapping_add(1);
@@ -582,7 +658,8 @@ impl<
             job.reset_dispatch();
         }
         self.counters.resubmitted += self.order_len as u64;
-        self.ring = None;
+        self.rings = [const { None }; QUEUES];
+        self.queues = 0;
         if self.state != EngineState::Closed {
             self.state = EngineState::Disconnected;
         }
@@ -634,9 +711,11 @@ impl<
     }
 
     fn end_ring_grants<G: Grants, N: Events, M: GuestMemory>(&mut self, io: &mut Io<'_, G, N, M>) {
-        for i in 0..self.ring_grefs.len() {
-            if let Some(g) = self.ring_grefs[i].take() {
-                self.end_grant(g, io);
+        for q in 0..QUEUES {
+            for i in 0..RING_PAGES {
+                if let Some(g) = self.ring_grefs[q][i].take() {
+                    self.end_grant(g, io);
+                }
             }
         }
     }
@@ -674,7 +753,9 @@ impl<
             }
         }
         self.end_ring_grants(io);
-        self.ring = None;
+        self.rings = [const { None }; QUEUES];
+        self.queues = 0;
+        self.queue_load = [0; QUEUES];
     }
 
     /// Ends the grants and frees the pages of slot `s` (no copying).
@@ -685,6 +766,8 @@ impl<
     ) {
         let slot = self.slots[s];
         self.slots[s].busy = false;
+        let load = &mut self.queue_load[usize::from(slot.queue)];
+        *load = load.saturating_sub(1);
         for k in 0..usize::from(slot.nindirect) {
             let p = slot.indirect[k] as usize;
             if let Some(g) = self.indirect[p].gref.take() {
@@ -714,6 +797,7 @@ impl<
 
     fn on_response<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
+        queue: usize,
         rsp: layout::WireResponse,
         io: &mut Io<'_, G, N, M>,
         complete: &mut impl FnMut(BlockCompletion),
@@ -731,6 +815,13 @@ impl<
         }
         if !slot.busy {
             return Err(EngineError::DuplicateId { id: rsp.id });
+        }
+        if usize::from(slot.queue) != queue {
+            return Err(EngineError::WrongQueue {
+                id: rsp.id,
+                issued_on: slot.queue,
+                answered_on: queue as u8,
+            });
         }
         if rsp.operation != slot.wire_op
             && !(slot.wire_op == BLKIF_OP_INDIRECT && rsp.operation == slot.inner_op)
@@ -816,21 +907,28 @@ impl<
                 let chosen = layout::classify_first_probe(&rsp)
                     .filter(|_| plausible)
                     .ok_or(EngineError::ProbeFailed { id: rsp.id })?;
-                let ring = self
-                    .ring
+                // Every ring switches to the chosen entry size where it stands (queue 0 after
+                // the probe, the others still at their start).
+                for q in 0..self.queues {
+                    let ring = self.rings[q]
+                        .as_ref()
+                        .ok_or(EngineError::ProbeFailed { id: rsp.id })?;
+                    let mem = ring.memory().clone();
+                    let index = ring.rsp_cons();
+                    self.rings[q] = Some(
+                        RawFrontRing::attach_at(mem, chosen.entry_size(), index)
+                            .map_err(EngineError::Ring)?,
+                    );
+                }
+                let ring = self.rings[0]
                     .as_mut()
                     .ok_or(EngineError::ProbeFailed { id: rsp.id })?;
-                let mem = ring.memory().clone();
-                let index = ring.rsp_cons();
-                let mut ring = RawFrontRing::attach_at(mem, chosen.entry_size(), index)
-                    .map_err(EngineError::Ring)?;
                 let mut out = [0u8; MAX_ENTRY];
                 let n = layout::confirm_probe(chosen, self.config.handle, &mut out);
                 ring.push_request(&out[..n]).map_err(EngineError::Ring)?;
                 if ring.push_requests_and_check_notify() {
-                    io.events.notify();
+                    io.events.notify(0);
                 }
-                self.ring = Some(ring);
                 self.layout = chosen;
                 self.probe = Probe::Confirm(chosen);
                 Ok(())
@@ -869,10 +967,11 @@ impl<
         io: &mut Io<'_, G, N, M>,
         complete: &mut impl FnMut(BlockCompletion),
     ) {
-        if self.state != EngineState::Running || self.ring.is_none() {
+        if self.state != EngineState::Running || self.queues == 0 {
             return;
         }
-        let mut pushed = false;
+        // Bit q: something was pushed on queue q.
+        let mut pushed = 0u32;
         let mut k = 0;
         while k < self.order_len {
             let j = self.order[k] as usize;
@@ -903,10 +1002,13 @@ impl<
                 Issue::Wait => break,
             }
         }
-        if pushed {
-            if let Some(ring) = self.ring.as_mut() {
+        for q in 0..self.queues {
+            if pushed & (1 << q) == 0 {
+                continue;
+            }
+            if let Some(ring) = self.rings[q].as_mut() {
                 if ring.push_requests_and_check_notify() {
-                    io.events.notify();
+                    io.events.notify(q);
                 }
             }
         }
@@ -916,15 +1018,30 @@ impl<
         self.slots.iter().position(|s| !s.busy)
     }
 
-    fn ring_has_room(&self) -> bool {
-        self.ring.as_ref().is_some_and(|r| r.free_requests() > 0)
+    /// The queue for the next ring request: the least loaded one with room, ties taken in
+    /// turn, so that work spreads over the backend's rings (one thread each in blkback).
+    fn pick_queue(&self) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for k in 0..self.queues {
+            let q = (self.next_queue + k) % self.queues;
+            if self.rings[q]
+                .as_ref()
+                .is_none_or(|r| r.free_requests() == 0)
+            {
+                continue;
+            }
+            if best.is_none_or(|b| self.queue_load[q] < self.queue_load[b]) {
+                best = Some(q);
+            }
+        }
+        best
     }
 
     fn issue_job<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         j: usize,
         io: &mut Io<'_, G, N, M>,
-        pushed: &mut bool,
+        pushed: &mut u32,
         complete: &mut impl FnMut(BlockCompletion),
     ) -> Issue {
         let params = self.params.unwrap_or_else(unreachable_params);
@@ -959,10 +1076,10 @@ impl<
             let Some(s) = self.free_slot() else {
                 return Issue::Wait;
             };
-            if !self.ring_has_room() {
+            let Some(q) = self.pick_queue() else {
                 return Issue::Wait;
-            }
-            let id = self.take_slot(s, j, op, op, 0, 0);
+            };
+            let id = self.take_slot(s, q, j, op, op, 0, 0);
             let req = match discard {
                 Some((sectors, secure)) => WireRequest::Discard {
                     id,
@@ -977,7 +1094,7 @@ impl<
                     segments: &[],
                 },
             };
-            self.push(&req, pushed);
+            self.push(q, &req, pushed);
             let job = &mut self.jobs[j];
             job.issued = true;
             job.outstanding += 1;
@@ -1000,9 +1117,9 @@ impl<
             let Some(s) = self.free_slot() else {
                 return Issue::Wait;
             };
-            if !self.ring_has_room() {
+            let Some(q) = self.pick_queue() else {
                 return Issue::Wait;
-            }
+            };
             let first = self.jobs[j].next_piece as usize;
             let remaining = self.jobs[j].npieces as usize - first;
             let free_ind = self.indirect.iter().filter(|p| !p.busy).count();
@@ -1074,12 +1191,13 @@ impl<
                 }
             }
             let wire_op = if indirect { BLKIF_OP_INDIRECT } else { op };
-            let id = self.take_slot(s, j, wire_op, op, first as u16, (first + got) as u16);
+            let id = self.take_slot(s, q, j, wire_op, op, first as u16, (first + got) as u16);
             self.slots[s].indirect = ind_pages;
             self.slots[s].nindirect = nind as u8;
             let sector = start_sector + u64::from(self.jobs[j].pieces[first].stream / SECTOR);
             if indirect {
                 self.push(
+                    q,
                     &WireRequest::Indirect {
                         indirect_op: op,
                         id,
@@ -1096,6 +1214,7 @@ impl<
                     *seg = self.wire_segment(j, first + n);
                 }
                 self.push(
+                    q,
                     &WireRequest::Direct {
                         operation: op,
                         id,
@@ -1215,9 +1334,11 @@ impl<
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn take_slot(
         &mut self,
         s: usize,
+        queue: usize,
         j: usize,
         wire_op: u8,
         inner_op: u8,
@@ -1234,18 +1355,22 @@ impl<
         slot.end_piece = end;
         slot.nindirect = 0;
         slot.indirect = [NONE16; BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST];
+        slot.queue = queue as u8;
+        self.queue_load[queue] += 1;
+        self.next_queue = (queue + 1) % self.queues.max(1);
+        self.counters.queue_requests[queue] += 1;
         (u64::from(slot.generation) << 32) | s as u64
     }
 
-    fn push(&mut self, req: &WireRequest<'_>, pushed: &mut bool) {
+    fn push(&mut self, queue: usize, req: &WireRequest<'_>, pushed: &mut u32) {
         let mut out = [0u8; MAX_ENTRY];
         let n = layout::encode(self.layout, self.config.handle, req, &mut out);
-        if let Some(ring) = self.ring.as_mut() {
-            // Room was checked before the slot was taken.
+        if let Some(ring) = self.rings[queue].as_mut() {
+            // Room was checked when the queue was picked.
             let _: Result<(), RingError> = ring.push_request(&out[..n]);
         }
         self.counters.ring_requests += 1;
-        *pushed = true;
+        *pushed |= 1 << queue;
     }
 
     fn complete_now(

@@ -72,8 +72,8 @@ pub enum LogEvent {
 
 /// The event channel and the log.
 pub trait Events {
-    /// Notifies the backend through the queue's event channel.
-    fn notify(&mut self);
+    /// Notifies the backend through queue `queue`'s event channel.
+    fn notify(&mut self, queue: usize);
     /// Records an event; the default ignores it.
     fn log(&mut self, event: LogEvent) {
         let _ = event;
@@ -164,6 +164,15 @@ pub enum EngineError {
         /// The id that came back.
         id: u64,
     },
+    /// A response came back on another queue than its request was issued on.
+    WrongQueue {
+        /// The id.
+        id: u64,
+        /// The queue the request went out on.
+        issued_on: u8,
+        /// The queue the response came back on.
+        answered_on: u8,
+    },
     /// The ring's indices were impossible (the ring is poisoned).
     Ring(xen_ring::RingError),
 }
@@ -183,6 +192,15 @@ impl fmt::Display for EngineError {
             EngineError::ProbeFailed { id } => {
                 write!(f, "layout probe answered with unexpected id {id:#x}")
             }
+            EngineError::WrongQueue {
+                id,
+                issued_on,
+                answered_on,
+            } => write!(
+                f,
+                "response for id {id:#x} came back on queue {answered_on}, request went out on \
+                 queue {issued_on}"
+            ),
             EngineError::Ring(e) => write!(f, "ring: {e}"),
         }
     }
@@ -195,6 +213,8 @@ pub struct Counters {
     pub requests: u64,
     /// Ring requests issued (a split operation counts each part).
     pub ring_requests: u64,
+    /// Ring requests issued on each queue.
+    pub queue_requests: [u64; MAX_QUEUES as usize],
     /// Data segments issued.
     pub segments: u64,
     /// Segments that went through a bounce page.

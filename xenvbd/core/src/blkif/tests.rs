@@ -80,12 +80,17 @@ impl Grants for TestGrants {
 #[derive(Default)]
 struct Ev {
     notifies: u32,
+    per_queue: Vec<u32>,
     log: Vec<LogEvent>,
 }
 
 impl Events for Ev {
-    fn notify(&mut self) {
+    fn notify(&mut self, queue: usize) {
         self.notifies += 1;
+        if self.per_queue.len() <= queue {
+            self.per_queue.resize(queue + 1, 0);
+        }
+        self.per_queue[queue] += 1;
     }
     fn log(&mut self, event: LogEvent) {
         self.log.push(event);
@@ -1224,4 +1229,278 @@ proptest! {
         write_then_read(&mut h, sector, &segs, &rsegs);
         prop_assert_eq!(h.grants.active.len(), if persistent { h.grants.active.len() } else { 1 });
     }
+}
+
+/// An engine with several queues, one backend model per ring, all on one disk image.
+struct MultiHarness {
+    eng: Box<Engine>,
+    grants: TestGrants,
+    mem: Mem,
+    ev: Ev,
+    queues: Vec<Model>,
+    disk: Vec<u8>,
+    done: Vec<BlockCompletion>,
+}
+
+impl MultiHarness {
+    fn new(queues: u32, layout: Layout) -> Self {
+        let pool: [u64; 8] = core::array::from_fn(|i| 0x9000 + i as u64);
+        let eng = Box::new(Blkif::new(
+            EngineConfig {
+                backend: 7,
+                handle: 0x300,
+            },
+            &pool,
+            &[0xa000, 0xa001],
+        ));
+        let feat = BackendFeatures {
+            max_queues: queues,
+            ..features(0, false)
+        };
+        let cfg = FrontendConfig {
+            max_queues: MAX_QUEUES,
+            ..config(0)
+        };
+        let params = FrontendParams {
+            ring_page_order: 0,
+            ..FrontendParams::negotiate(&cfg, &feat)
+        };
+        assert_eq!(params.queues, queues);
+        let mems: Vec<RingMemory> = (0..queues)
+            .map(|_| RingMemory::allocate(0).unwrap())
+            .collect();
+        let frames: Vec<[u64; 1]> = (0..queues).map(|q| [0x5000 + u64::from(q)]).collect();
+        let mut h = MultiHarness {
+            eng,
+            grants: TestGrants::default(),
+            mem: Mem::default(),
+            ev: Ev::default(),
+            queues: mems.iter().map(|m| Model::new(m.clone(), layout)).collect(),
+            disk: (0..DISK_SECTORS as usize * 512)
+                .map(|i| (i % 251) as u8)
+                .collect(),
+            done: Vec::new(),
+        };
+        let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        h.eng
+            .attach_rings(
+                params,
+                mems.into_iter()
+                    .zip(&frames)
+                    .map(|(m, f)| (m, f.as_slice())),
+                &mut io,
+            )
+            .unwrap();
+        assert_eq!(h.eng.queues(), queues as usize);
+        h.eng.connected(&feat, &mut io);
+        h.run();
+        assert_eq!(h.eng.state(), EngineState::Running);
+        h
+    }
+
+    /// Lets queue `q`'s backend take and answer everything it has, on the shared disk.
+    fn serve(&mut self, q: usize) {
+        let model = &mut self.queues[q];
+        core::mem::swap(&mut model.disk, &mut self.disk);
+        model.serve(&self.grants, &mut self.mem);
+        core::mem::swap(&mut model.disk, &mut self.disk);
+    }
+
+    fn submit(&mut self, tag: u64, op: BlockOp, segs: &[Segment]) {
+        let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
+        let done = &mut self.done;
+        self.eng
+            .submit(Tag(tag), op, segs, &mut io, |c| done.push(c))
+            .unwrap();
+    }
+
+    fn poll(&mut self) -> Result<(), EngineError> {
+        let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
+        let done = &mut self.done;
+        self.eng.poll(&mut io, |c| done.push(c))
+    }
+
+    fn run(&mut self) {
+        for _ in 0..1000 {
+            for q in 0..self.queues.len() {
+                self.serve(q);
+            }
+            self.poll().unwrap();
+            if self.eng.in_flight() == 0 && self.eng.state() != EngineState::Probing {
+                return;
+            }
+        }
+        panic!("no progress");
+    }
+}
+
+#[test]
+fn multi_queue_spreads_requests_over_the_rings() {
+    for layout in [Layout::X86_64, Layout::X86_32] {
+        let mut h = MultiHarness::new(4, layout);
+        assert_eq!(h.eng.counters().layout, Some(layout));
+        // The probe ran on queue 0 only.
+        assert!(h.queues[1..].iter().all(|m| m.log.is_empty()));
+        let mut written = Vec::new();
+        for k in 0..12u64 {
+            let segs = pages(2, 0x100 + 2 * k);
+            let data = fill(&mut h.mem, &segs, k as u8);
+            let sector = 64 * k;
+            h.submit(
+                k,
+                BlockOp::Write {
+                    sector,
+                    sectors: 16,
+                    fua: false,
+                },
+                &segs,
+            );
+            written.push((sector, data));
+        }
+        // Twelve requests in flight, three on each ring.
+        let loads: Vec<usize> = h
+            .queues
+            .iter_mut()
+            .map(|m| m.ring.unconsumed_requests().unwrap() as usize)
+            .collect();
+        assert_eq!(loads, [3, 3, 3, 3], "{layout:?}");
+        h.run();
+        assert_eq!(h.done.len(), 12);
+        assert!(h.done.iter().all(|c| c.status == BlockStatus::Ok));
+        assert_eq!(h.eng.counters().queue_requests[..5], [3, 3, 3, 3, 0]);
+        for (sector, data) in &written {
+            let a = *sector as usize * 512;
+            assert_eq!(&h.disk[a..a + data.len()], &data[..]);
+        }
+        // Every queue's backend was notified on its own channel.
+        assert!(h.ev.per_queue.len() == 4 && h.ev.per_queue.iter().all(|&n| n > 0));
+        // Read back through the rings.
+        h.done.clear();
+        for (k, (sector, data)) in written.iter().enumerate() {
+            let segs = pages(2, 0x400 + 2 * k as u64);
+            h.submit(
+                100 + k as u64,
+                BlockOp::Read {
+                    sector: *sector,
+                    sectors: 16,
+                },
+                &segs,
+            );
+            h.run();
+            assert_eq!(gather(&h.mem, &segs), *data);
+        }
+        assert!(h.queues.iter().all(|m| m.log.len() >= 3));
+    }
+}
+
+#[test]
+fn a_flush_waits_for_the_writes_of_every_queue() {
+    let mut h = MultiHarness::new(3, Layout::X86_64);
+    for k in 0..3u64 {
+        let segs = pages(1, 0x100 + k);
+        fill(&mut h.mem, &segs, k as u8);
+        h.submit(
+            k,
+            BlockOp::Write {
+                sector: 8 * k,
+                sectors: 8,
+                fua: false,
+            },
+            &segs,
+        );
+    }
+    h.submit(9, BlockOp::Flush, &[]);
+    // Queues 0 and 1 answer; the write on queue 2 is still out, so the flush must wait.
+    h.serve(0);
+    h.serve(1);
+    h.poll().unwrap();
+    assert_eq!(h.done.len(), 2);
+    let flushes = |h: &MultiHarness| {
+        h.queues
+            .iter()
+            .flat_map(|m| &m.log)
+            .filter(|s| s.op == blkif::BLKIF_OP_FLUSH_DISKCACHE)
+            .count()
+    };
+    h.serve(0);
+    h.serve(1);
+    assert_eq!(flushes(&h), 0, "flush issued before every write completed");
+    h.serve(2);
+    h.poll().unwrap();
+    h.run();
+    assert_eq!(flushes(&h), 1);
+    assert_eq!(
+        h.done.last().map(|c| (c.tag, c.status)),
+        Some((Tag(9), BlockStatus::Ok))
+    );
+}
+
+#[test]
+fn a_response_on_another_queue_stops_the_device() {
+    let mut h = MultiHarness::new(2, Layout::X86_64);
+    for k in 0..2u64 {
+        let segs = pages(1, 0x100 + k);
+        h.submit(
+            k,
+            BlockOp::Read {
+                sector: 8 * k,
+                sectors: 8,
+            },
+            &segs,
+        );
+    }
+    let (grants, mem) = (&h.grants, &h.mem);
+    h.queues[0].take(grants, mem);
+    h.queues[1].take(grants, mem);
+    // Queue 0's backend answers with the id of the request that went out on queue 1.
+    let stolen = h.queues[1].pending[0].clone();
+    h.queues[0].respond(stolen.id, stolen.op, blkif::BLKIF_RSP_OKAY);
+    h.queues[0].ring.push_responses();
+    let e = h.poll().unwrap_err();
+    assert_eq!(
+        e,
+        EngineError::WrongQueue {
+            id: stolen.id,
+            issued_on: 1,
+            answered_on: 0
+        }
+    );
+    assert!(h.done.is_empty(), "nothing completed on a bad response");
+    assert_eq!(h.eng.state(), EngineState::Failed(e));
+}
+
+#[test]
+fn attach_rings_refuses_the_wrong_number_of_rings() {
+    let mut eng: Box<Engine> = Box::new(Blkif::new(
+        EngineConfig {
+            backend: 7,
+            handle: 0x300,
+        },
+        &[0; 8],
+        &[0xa000, 0xa001],
+    ));
+    let (mut grants, mut ev, mut mem) = (TestGrants::default(), Ev::default(), Mem::default());
+    let mut io = Io::new(&mut grants, &mut ev, &mut mem);
+    let feat = BackendFeatures {
+        max_queues: 2,
+        ..features(0, false)
+    };
+    let cfg = FrontendConfig {
+        max_queues: 2,
+        ..config(0)
+    };
+    let params = FrontendParams {
+        ring_page_order: 0,
+        ..FrontendParams::negotiate(&cfg, &feat)
+    };
+    let one = [(RingMemory::allocate(0).unwrap(), &[0x5000u64][..])];
+    assert!(eng.attach_rings(params, one, &mut io).is_err());
+    let three = (0..3).map(|_| (RingMemory::allocate(0).unwrap(), &[0x5000u64][..]));
+    assert!(eng.attach_rings(params, three, &mut io).is_err());
+    assert_eq!(
+        grants.active.len(),
+        0,
+        "a refused attach leaves no grant behind"
+    );
+    assert_eq!(eng.state(), EngineState::Disconnected);
 }
