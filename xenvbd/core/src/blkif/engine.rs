@@ -741,6 +741,9 @@ impl<
             self.pool[i].busy = false;
         }
         for i in 0..IND {
+            if let Some(g) = self.indirect[i].persistent.take() {
+                self.end_grant(g, io);
+            }
             if let Some(g) = self.indirect[i].gref.take() {
                 self.end_grant(g, io);
             }
@@ -851,6 +854,18 @@ impl<
         }
         if status == BlockStatus::NotSupported {
             io.events.log(LogEvent::NotSupported(slot.wire_op));
+            // As Linux's blkfront does: an operation the backend advertised but refuses is not
+            // sent again. A later flush falls back to a barrier if one is offered, or completes
+            // at once (the backend has shown it keeps no cache it can flush); a later discard
+            // completes NotSupported without the ring.
+            if let Some(p) = self.params.as_mut() {
+                match slot.wire_op {
+                    BLKIF_OP_FLUSH_DISKCACHE => p.flush = false,
+                    BLKIF_OP_WRITE_BARRIER => p.barrier = false,
+                    BLKIF_OP_DISCARD => p.discard = None,
+                    _ => {}
+                }
+            }
         }
         self.release_slot(s, io);
         let job = &mut self.jobs[j];
@@ -1149,13 +1164,19 @@ impl<
             if indirect {
                 let needed = got.div_ceil(BLKIF_SEGMENTS_PER_INDIRECT_PAGE);
                 let mut ok = true;
-                for (p, page) in self.indirect.iter().enumerate() {
-                    if nind == needed {
-                        break;
-                    }
-                    if !page.busy {
-                        ind_pages[nind] = p as u16;
-                        nind += 1;
+                // With persistent grants, pages whose grant is kept come first.
+                for kept in [true, false] {
+                    for (p, page) in self.indirect.iter().enumerate() {
+                        if nind == needed {
+                            break;
+                        }
+                        if !page.busy
+                            && (page.persistent.is_some() == kept || !params.persistent)
+                            && !ind_pages[..nind].contains(&(p as u16))
+                        {
+                            ind_pages[nind] = p as u16;
+                            nind += 1;
+                        }
                     }
                 }
                 // Fill and grant the indirect pages.
@@ -1167,10 +1188,27 @@ impl<
                         let seg = self.wire_segment(j, i);
                         io.memory.write(frame, n * 8, seg.as_bytes());
                     }
-                    match io.grants.grant(self.config.backend, frame, true) {
+                    let page = &mut self.indirect[p as usize];
+                    if let Some(g) = page.persistent {
+                        // Kept from an earlier request: blkback still has it mapped.
+                        page.busy = true;
+                        ind_grefs[k] = g;
+                        self.counters.persistent_hits += 1;
+                        continue;
+                    }
+                    // A persistent grant is writable: blkback maps every persistent grant
+                    // read-write. Otherwise the backend only reads the page.
+                    match io
+                        .grants
+                        .grant(self.config.backend, frame, !params.persistent)
+                    {
                         Ok(g) => {
-                            self.indirect[p as usize].busy = true;
-                            self.indirect[p as usize].gref = Some(g);
+                            page.busy = true;
+                            if params.persistent {
+                                page.persistent = Some(g);
+                            } else {
+                                page.gref = Some(g);
+                            }
                             ind_grefs[k] = g;
                         }
                         Err(_) => {

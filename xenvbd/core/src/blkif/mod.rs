@@ -66,7 +66,9 @@ pub enum LogEvent {
     Error(EngineError),
     /// After a reconnect, this many requests are queued again.
     Resubmitting(u32),
-    /// The backend refused an operation it advertised (flush, barrier, discard).
+    /// The backend refused an operation it advertised (flush, barrier, discard): the engine
+    /// stops sending it; the glue tells the SCSI layer (`Disk::withdraw_flush`,
+    /// `Disk::withdraw_discard`).
     NotSupported(u8),
 }
 

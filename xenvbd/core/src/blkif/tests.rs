@@ -118,6 +118,12 @@ struct Model {
     log: Vec<Seen>,
     /// Answer requests covering this sector with an error.
     fail_sector: Option<u64>,
+    /// Operations answered with EOPNOTSUPP although advertised.
+    refuse: Vec<u8>,
+    /// Persistent grants are in use (indirect pages may then be writable).
+    persistent: bool,
+    /// Indirect pages seen, by grant reference.
+    indirect_grefs: HashSet<GrantRef>,
 }
 
 const DISK_SECTORS: u64 = 4096;
@@ -133,6 +139,9 @@ impl Model {
             pending: Vec::new(),
             log: Vec::new(),
             fail_sector: None,
+            refuse: Vec::new(),
+            persistent: false,
+            indirect_grefs: HashSet::new(),
         }
     }
 
@@ -147,7 +156,7 @@ impl Model {
         }
     }
 
-    fn parse(&self, b: &[u8], grants: &TestGrants, mem: &Mem) -> Seen {
+    fn parse(&mut self, b: &[u8], grants: &TestGrants, mem: &Mem) -> Seen {
         let op = b[0];
         let (id, sector, direct, ind) = match self.layout {
             Layout::X86_64 => {
@@ -211,7 +220,11 @@ impl Model {
             for i in 0..n as usize {
                 let page = grefs[i / 512];
                 let (frame, ro) = grants.active[&page];
-                assert!(ro, "indirect pages are granted read-only");
+                assert!(
+                    ro || self.persistent,
+                    "indirect pages are granted read-only without persistent grants"
+                );
+                self.indirect_grefs.insert(page);
                 let mut s = [0u8; 8];
                 mem.read(frame, (i % 512) * 8, &mut s);
                 segs.push(BlkifRequestSegment::read_from_bytes(&s).unwrap());
@@ -266,6 +279,9 @@ impl Model {
     }
 
     fn execute(&mut self, req: &Seen, grants: &TestGrants, mem: &mut Mem) -> i16 {
+        if self.refuse.contains(&req.op) {
+            return blkif::BLKIF_RSP_EOPNOTSUPP;
+        }
         match req.inner {
             blkif::BLKIF_OP_READ | blkif::BLKIF_OP_WRITE => {
                 let total: u64 = req
@@ -391,6 +407,7 @@ impl<const P: usize> Harness<P> {
             .attach_ring(params, mem, &[0x5000], &mut io)
             .unwrap();
         self.eng.connected(&feat, &mut io);
+        self.be.persistent = self.eng.params().is_some_and(|p| p.persistent);
         self.run();
         assert_eq!(self.eng.state(), EngineState::Running);
     }
@@ -1503,4 +1520,69 @@ fn attach_rings_refuses_the_wrong_number_of_rings() {
         "a refused attach leaves no grant behind"
     );
     assert_eq!(eng.state(), EngineState::Disconnected);
+}
+
+#[test]
+fn an_advertised_operation_the_backend_refuses_is_not_sent_again() {
+    let mut h = Harness::<8>::new(features(0, false), config(0), Layout::X86_64);
+    h.be.refuse = vec![blkif::BLKIF_OP_FLUSH_DISKCACHE, blkif::BLKIF_OP_DISCARD];
+    let discard = BlockOp::Discard {
+        sector: 8,
+        sectors: 8,
+        secure: false,
+    };
+    for round in 0..2u64 {
+        h.submit(10 * round + 1, BlockOp::Flush, &[]).unwrap();
+        h.run();
+        h.submit(10 * round + 2, discard, &[]).unwrap();
+        h.run();
+    }
+    let on_ring = |op| h.be.log.iter().filter(|s| s.op == op).count();
+    assert_eq!(on_ring(blkif::BLKIF_OP_FLUSH_DISKCACHE), 1);
+    assert_eq!(on_ring(blkif::BLKIF_OP_DISCARD), 1);
+    let statuses: Vec<(Tag, BlockStatus)> = h.done.iter().map(|c| (c.tag, c.status)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (Tag(1), BlockStatus::NotSupported),
+            (Tag(2), BlockStatus::NotSupported),
+            // No flush on offer any more and no barrier: nothing to flush.
+            (Tag(11), BlockStatus::Ok),
+            (Tag(12), BlockStatus::NotSupported),
+        ]
+    );
+    assert!(h
+        .ev
+        .log
+        .contains(&LogEvent::NotSupported(blkif::BLKIF_OP_FLUSH_DISKCACHE)));
+    assert!(h
+        .ev
+        .log
+        .contains(&LogEvent::NotSupported(blkif::BLKIF_OP_DISCARD)));
+    let p = h.eng.params().unwrap();
+    assert!(!p.flush && p.discard.is_none());
+}
+
+#[test]
+fn indirect_pages_keep_their_grants_with_persistent_grants() {
+    // A pool as large as the requests, so that every piece finds a kept page.
+    let mut h = Harness::<40>::new(features(32, true), config(32), Layout::X86_64);
+    assert!(h.eng.params().unwrap().persistent);
+    write_then_read(&mut h, 16, &pages(40, 0x100), &pages(40, 0x200));
+    let granted = h.grants.granted;
+    write_then_read(&mut h, 512, &pages(40, 0x300), &pages(40, 0x400));
+    assert_eq!(
+        h.grants.granted, granted,
+        "the second pair needs no new grant, indirect pages included"
+    );
+    assert!(h.eng.counters().indirect_requests >= 4);
+    assert_eq!(
+        h.be.indirect_grefs.len(),
+        1,
+        "one indirect page, granted once"
+    );
+    // Disconnecting ends every kept grant.
+    let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+    h.eng.disconnect(&mut io);
+    assert!(h.grants.active.is_empty());
 }

@@ -497,6 +497,7 @@ pub(crate) enum Done {
 const UA_POWER_ON: u8 = 1 << 0;
 const UA_MEDIUM_CHANGED: u8 = 1 << 1;
 const UA_CAPACITY_CHANGED: u8 = 1 << 2;
+const UA_MODE_PARAMETERS_CHANGED: u8 = 1 << 3;
 
 /// Media event codes of GET EVENT STATUS NOTIFICATION.
 const MEDIA_EVENT_NONE: u8 = 0;
@@ -640,6 +641,27 @@ impl Disk {
         }
     }
 
+    /// The backend refused cache flushes it had advertised (the engine logged
+    /// `LogEvent::NotSupported` for a flush and stopped issuing them): the write cache is no
+    /// longer presented, and MODE PARAMETERS CHANGED tells the initiator to look again.
+    pub fn withdraw_flush(&mut self) {
+        if self.cfg.info.flush {
+            let had_cache = self.write_cache();
+            self.cfg.info.flush = false;
+            if had_cache {
+                self.attention |= UA_MODE_PARAMETERS_CHANGED;
+            }
+        }
+    }
+
+    /// The backend refused discards it had advertised: UNMAP and WRITE SAME with UNMAP are no
+    /// longer offered (the provisioning VPD pages change, hence MODE PARAMETERS CHANGED).
+    pub fn withdraw_discard(&mut self) {
+        if self.cfg.info.discard.take().is_some() {
+            self.attention |= UA_MODE_PARAMETERS_CHANGED;
+        }
+    }
+
     /// Raises POWER ON, RESET, OR BUS DEVICE RESET OCCURRED (for the glue after a bus or
     /// LUN reset) and allows medium removal again.
     pub fn reset(&mut self) {
@@ -655,6 +677,7 @@ impl Disk {
             UA_POWER_ON => Some(sense::POWER_ON_RESET),
             UA_MEDIUM_CHANGED => Some(sense::MEDIUM_MAY_HAVE_CHANGED),
             UA_CAPACITY_CHANGED => Some(sense::CAPACITY_CHANGED),
+            UA_MODE_PARAMETERS_CHANGED => Some(sense::MODE_PARAMETERS_CHANGED),
             _ => None,
         }
     }

@@ -1701,3 +1701,34 @@ mod random_cdbs {
         }
     }
 }
+
+#[test]
+fn features_the_backend_withdraws_are_no_longer_presented() {
+    let mut r = Run::new();
+    let mut d = disk(DiskInfo {
+        discard: discard(),
+        ..info()
+    });
+    assert!(d.write_cache());
+    d.withdraw_flush();
+    d.withdraw_discard();
+    // The initiator hears of it once, then reads the new caching page: no write cache.
+    assert_eq!(
+        r.nodata(&mut d, &[0, 0, 0, 0, 0, 0]).sense(),
+        (0x06, 0x2a, 0x01)
+    );
+    r.nodata(&mut d, &[0, 0, 0, 0, 0, 0]).good();
+    let out = r.din(&mut d, &[0x1a, 0x08, 0x08, 0, 255, 0], 255);
+    assert_eq!(&out.good()[4..7], &[0x08, 0x12, 0x00]);
+    assert!(!d.write_cache());
+    // UNMAP is refused now that discard is gone.
+    let list = unmap_list(&[(10, 5)]);
+    assert_eq!(
+        r.dout(&mut d, &unmap_cdb(list.len()), &list).sense().0,
+        0x05
+    );
+    // Withdrawing again changes nothing and raises nothing.
+    d.withdraw_flush();
+    d.withdraw_discard();
+    r.nodata(&mut d, &[0, 0, 0, 0, 0, 0]).good();
+}
