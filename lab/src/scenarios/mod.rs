@@ -15,6 +15,9 @@ pub mod scsi_smoke;
 pub mod selftest;
 pub mod toolstack;
 pub mod vbd_core;
+pub mod vbd_features;
+pub mod vbd_session;
+pub mod vbd_stress;
 pub mod xenstore;
 
 /// Every scenario, in the order they run by default.
@@ -27,6 +30,12 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_core::FOUR_K,
     vbd_core::READ_ONLY,
     vbd_core::X86_32,
+    vbd_features::PERSISTENT,
+    vbd_features::DISCARD,
+    vbd_features::CDROM,
+    vbd_stress::RECONNECT,
+    vbd_stress::RECONNECT_BACKEND,
+    vbd_stress::SOAK,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -79,6 +88,12 @@ mod tests {
                 "vbd-4k",
                 "vbd-readonly",
                 "vbd-x86-32",
+                "vbd-persistent",
+                "vbd-discard",
+                "vbd-cdrom",
+                "vbd-reconnect",
+                "vbd-reconnect-backend",
+                "vbd-soak",
                 "net-smoke",
             ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");
