@@ -360,7 +360,8 @@ fn run_discard(cx: &mut Context) -> Outcome {
                     persistent: false,
                     ..FrontendConfig::default()
                 },
-                data_pages: 20,
+                // Page 0 for parameter lists, 16 for a read of 64 KiB.
+                data_pages: 17,
             };
             with_session(
                 cx,
@@ -574,41 +575,37 @@ fn discard_body(
     };
     let mut verified = 0usize;
     for &(s, n) in &UNMAPPED {
-        let first = s.saturating_sub(8);
-        let count = (n + 16).min(DISCARD_SECTORS - first);
-        let want: Vec<u8> = (first..first + count).flat_map(content).collect();
-        let pages: Vec<Segment> = want
-            .chunks(PAGE_SIZE)
-            .enumerate()
-            .map(|(i, c)| seg(front.data_frame(1 + i), 0, c.len() as u16))
-            .collect();
-        scatter(front, &pages, &vec![0xa5; want.len()]);
-        let c = command(
-            front,
-            &mut disk,
-            next(),
-            &cdb10(opcode::READ_10, first, count as u16),
-            DataDirection::FromDevice,
-            &pages,
-        )?;
-        good(&c, "READ(10) of a discarded range")?;
-        let got = gather(front, &pages);
-        ensure(got == want, || {
-            format!(
-                "READ(10) of sectors {first}..{}: {}",
-                first + count,
-                first_difference(&got, &want)
-            )
-        })?;
-        let in_file = image.read_file(first * 512, want.len())?;
-        ensure(in_file == want, || {
-            format!(
-                "the image at sectors {first}..{}: {}",
-                first + count,
-                first_difference(&in_file, &want)
-            )
-        })?;
-        verified += 2 * want.len();
+        let from = s.saturating_sub(8);
+        let to = (s + n + 8).min(DISCARD_SECTORS);
+        // In pieces of at most 64 KiB (16 data pages).
+        for first in (from..to).step_by(128) {
+            let count = (to - first).min(128);
+            let want: Vec<u8> = (first..first + count).flat_map(content).collect();
+            let pages: Vec<Segment> = want
+                .chunks(PAGE_SIZE)
+                .enumerate()
+                .map(|(i, c)| seg(front.data_frame(1 + i), 0, c.len() as u16))
+                .collect();
+            scatter(front, &pages, &vec![0xa5; want.len()]);
+            let c = command(
+                front,
+                &mut disk,
+                next(),
+                &cdb10(opcode::READ_10, first, count as u16),
+                DataDirection::FromDevice,
+                &pages,
+            )?;
+            good(&c, "READ(10) of a discarded range")?;
+            let got = gather(front, &pages);
+            ensure(got == want, || {
+                format!(
+                    "READ(10) of sectors {first}..{}: {}",
+                    first + count,
+                    first_difference(&got, &want)
+                )
+            })?;
+            verified += want.len();
+        }
     }
     // And the whole file against the model.
     let whole: Vec<u8> = (0..DISCARD_SECTORS).flat_map(content).collect();

@@ -148,6 +148,26 @@ fn blkback_driver(file: &str, device: &str) -> Outcome {
     std::fs::write(&path, device).context(format!("write {device} to {path}"))
 }
 
+/// Waits for the backend to come back to InitWait, whatever state it left.
+fn wait_init_wait(store: &mut Store, be: &str) -> Outcome {
+    let deadline = Instant::now() + STATE_TIMEOUT;
+    loop {
+        let state = store.state(be)?;
+        if state == XenbusState::InitWait {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure(format!(
+                "backend did not come back to InitWait within {} s; state {} ({state:?}); {}",
+                STATE_TIMEOUT.as_secs(),
+                state.as_u32(),
+                store.diagnose(be)
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn reconnect_body(
     cx: &mut Context,
@@ -295,7 +315,10 @@ fn reconnect_body(
     if restart == Restart::Backend {
         blkback_driver("bind", &backend_device(vdev))?;
     }
-    store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
+    // blkback answers Initialising from Closed with InitWait ("prepare for reconnect"); it is
+    // still Closed (or, unbound, Connected) when the wait starts, which expect_state would take
+    // for giving up.
+    wait_init_wait(store, be)?;
     let offer = features(store, be)?;
     let params = FrontendParams::negotiate(&config, &offer);
     let relink = connect(cx, store, fe, be, front, params, &mut done)?;
