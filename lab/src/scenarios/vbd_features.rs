@@ -550,11 +550,10 @@ fn discard_body(
         )
         },
     )?;
-    cx.figure(
-        "holes punched",
-        (after.len() as f64) - (before.len() as f64),
-        "",
-    );
+    cx.figure("data ranges before", before.len() as f64, "");
+    cx.figure("after", after.len() as f64, "");
+    cx.figure("st_blocks before", blocks_before as f64, "");
+    cx.figure("after", blocks_after as f64, "");
     cx.figure("discarded", (unmapped_sectors * 512) as f64 / 1024.0, "KiB");
 
     // Read every range touched back through the SCSI layer, 8 sectors either side included:

@@ -255,6 +255,13 @@ fn reconnect_body(
         },
     )?;
 
+    // What blkback had already done (its answers are on the ring, unread).
+    let stats = super::vbd_session::blkback_stats(vdev);
+    let backend_done =
+        super::vbd_session::stat(&stats, "rd_req") + super::vbd_session::stat(&stats, "wr_req");
+    cx.log(format!("blkback before the disconnect: {stats:?}"));
+    cx.figure("answered unread", backend_done as f64, "");
+
     // Going away, without ever polling the ring.
     let started = Instant::now();
     match restart {
@@ -324,8 +331,9 @@ fn reconnect_body(
     let relink = connect(cx, store, fe, be, front, params, &mut done)?;
     cx.duration("reconnect", started.elapsed(), "ms");
     cx.log(format!(
-        "reconnected: event channel {old_port} → {port}, {} in the backend's Connected",
-        relink.connect.as_secs_f64()
+        "reconnected: event channel {old_port} → {port}, backend Connected {:.1} ms after \
+         Initialised",
+        relink.connect.as_secs_f64() * 1e3
     ));
     drain(front, &mut done, "the resubmitted operations")?;
 
@@ -409,7 +417,7 @@ const SOAK_SECTORS: u64 = 16384;
 /// How long operations are started for.
 const SOAK_TIME: Duration = Duration::from_secs(25);
 /// The RNG's seed.
-const SOAK_SEED: u64 = 0x5eed_0f_b10c;
+const SOAK_SEED: u64 = 0x5eed_b10c;
 
 /// SplitMix64: small, seeded, good enough to pick sizes and offsets.
 #[derive(Clone, Debug)]
@@ -511,6 +519,12 @@ fn soak_layout(rng: &mut Rng, bytes: usize) -> Vec<(usize, u16, u16)> {
     out
 }
 
+/// A buffer layout: `(page, offset, length)` pieces.
+type Pieces = Vec<(usize, u16, u16)>;
+
+/// An operation of the soak not yet submitted: the operation, its buffer's layout, its data.
+type Planned = (BlockOp, Pieces, Vec<u8>);
+
 /// An operation of the soak in flight.
 #[derive(Debug)]
 struct Flying {
@@ -565,69 +579,71 @@ fn soak_body(
     let (mut reads, mut writes, mut flushes, mut bytes) = (0u64, 0u64, 0u64, 0u64);
     let mut max_in_flight = 0usize;
     let mut tag = 0u64;
-    let mut next: Option<(BlockOp, Vec<(usize, u16, u16)>, Vec<u8>)> = None;
+    let mut next: Option<Planned> = None;
     let started = Instant::now();
     loop {
         let starting = started.elapsed() < SOAK_TIME;
         // Start as many as the engine takes.
-        while starting {
-            if next.is_none() {
-                next = soak_op(&mut rng, &flying);
-            }
-            let Some((op, layout, data)) = next.take() else {
-                break; // every pick overlapped something in flight: wait for completions
-            };
-            let data_op = match op {
-                BlockOp::Read { sector, sectors } => Some((false, sector, sectors)),
-                BlockOp::Write {
-                    sector, sectors, ..
-                } => Some((true, sector, sectors)),
-                _ => None,
-            };
-            let slot = if data_op.is_some() {
-                match free.last() {
-                    Some(&s) => Some(s),
-                    None => {
-                        next = Some((op, layout, data));
-                        break;
-                    }
+        if starting {
+            loop {
+                if next.is_none() {
+                    next = soak_op(&mut rng, &flying);
                 }
-            } else {
-                None
-            };
-            let segments = match slot {
-                Some(s) => slot_segments(front, s * SLOT_PAGES, SLOT_PAGES, &layout)?,
-                None => Vec::new(),
-            };
-            if let Some((write, _, _)) = data_op {
-                scatter(
-                    front,
-                    &segments,
-                    &if write {
-                        data.clone()
-                    } else {
-                        vec![0xa5; data.len()]
+                let Some((op, layout, data)) = next.take() else {
+                    break; // every pick overlapped something in flight: wait for completions
+                };
+                let data_op = match op {
+                    BlockOp::Read { sector, sectors } => Some((false, sector, sectors)),
+                    BlockOp::Write {
+                        sector, sectors, ..
+                    } => Some((true, sector, sectors)),
+                    _ => None,
+                };
+                let slot = if data_op.is_some() {
+                    match free.last() {
+                        Some(&s) => Some(s),
+                        None => {
+                            next = Some((op, layout, data));
+                            break;
+                        }
+                    }
+                } else {
+                    None
+                };
+                let segments = match slot {
+                    Some(s) => slot_segments(front, s * SLOT_PAGES, SLOT_PAGES, &layout)?,
+                    None => Vec::new(),
+                };
+                if let Some((write, _, _)) = data_op {
+                    scatter(
+                        front,
+                        &segments,
+                        &if write {
+                            data.clone()
+                        } else {
+                            vec![0xa5; data.len()]
+                        },
+                    );
+                }
+                tag += 1;
+                if !try_submit(front, tag, op, &segments, &mut done)? {
+                    next = Some((op, layout, data));
+                    break;
+                }
+                if slot.is_some() {
+                    free.pop();
+                }
+                flying.insert(
+                    tag,
+                    Flying {
+                        data_op,
+                        slot,
+                        segments,
+                        data,
                     },
                 );
+                max_in_flight = max_in_flight.max(flying.len());
             }
-            tag += 1;
-            if !try_submit(front, tag, op, &segments, &mut done)? {
-                next = Some((op, layout, data));
-                break;
-            }
-            if slot.is_some() {
-                free.pop();
-            }
-            flying.insert(
-                tag,
-                Flying {
-                    data_op,
-                    slot,
-                    segments,
-                    data,
-                },
-            );
-            max_in_flight = max_in_flight.max(flying.len());
         }
         if !starting && flying.is_empty() {
             break;
@@ -714,10 +730,7 @@ fn soak_body(
 
 /// The next random operation, or `None` when the ranges picked overlap operations in flight
 /// (reads and writes never overlap one in flight, so the model says what each read returns).
-fn soak_op(
-    rng: &mut Rng,
-    flying: &BTreeMap<u64, Flying>,
-) -> Option<(BlockOp, Vec<(usize, u16, u16)>, Vec<u8>)> {
+fn soak_op(rng: &mut Rng, flying: &BTreeMap<u64, Flying>) -> Option<Planned> {
     let kind = rng.range(0, 99);
     if kind >= 95 {
         return Some((BlockOp::Flush, Vec::new(), Vec::new()));
