@@ -24,9 +24,10 @@ pub const RECONNECT: Scenario = Scenario {
     name: "vbd-reconnect",
     description: "8 writes and reads of 252 KiB (48 ring requests for 32 slots: some on the \
                   ring, some queued), then the frontend closes (Closing/Closed, blkback tears \
-                  down) and reconnects (Initialising, InitWait, new ring and event channel): \
-                  each operation completes once with OK after being resubmitted, the disk \
-                  holds exactly what was written (read back and in the image file)",
+                  down) and reconnects (Initialising, InitWait, new event channel, a 16-page \
+                  ring and persistent grants this time): each operation completes once with OK \
+                  after being resubmitted and re-split, the disk holds exactly what was written \
+                  (read back and in the image file)",
     default: true,
     timeout: Duration::from_secs(180),
     run: |cx| run_reconnect(cx, Restart::Frontend),
@@ -327,8 +328,31 @@ fn reconnect_body(
     // for giving up.
     wait_init_wait(store, be)?;
     let offer = features(store, be)?;
-    let params = FrontendParams::negotiate(&config, &offer);
+    // The frontend that closed comes back with everything on (a 16-page ring, indirect
+    // segments, persistent grants): the queued operations are re-split for the new limits.
+    // The backend that went away finds the frontend as it was.
+    let reconfig = match restart {
+        Restart::Frontend => FrontendConfig::default(),
+        Restart::Backend => config,
+    };
+    let params = FrontendParams::negotiate(&reconfig, &offer);
     let relink = connect(cx, store, fe, be, front, params, &mut done)?;
+    let in_force = front.engine.params();
+    cx.log(format!("after the reconnect: {in_force:?}"));
+    if restart == Restart::Frontend {
+        ensure(
+            in_force.is_some_and(|p| {
+                p.ring_page_order == offer.max_ring_page_order.min(4)
+                    && p.persistent
+                    && p.ring_page_order > 0
+            }),
+            || format!("after the reconnect the engine runs with {in_force:?}"),
+        )?;
+        cx.text(
+            "then",
+            &format!("ring-page-order {}, persistent", params.ring_page_order),
+        );
+    }
     cx.duration("reconnect", started.elapsed(), "ms");
     cx.log(format!(
         "reconnected: event channel {old_port} → {port}, backend Connected {:.1} ms after \
@@ -370,6 +394,9 @@ fn reconnect_body(
     cx.figure("ring requests", k.ring_requests as f64, "");
     ensure(k.errors == 0 && k.resubmitted > 0, || {
         format!("engine counters: {k:?}")
+    })?;
+    ensure(restart == Restart::Backend || k.persistent_hits > 0, || {
+        format!("persistent grants in force after the reconnect, but no hits: {k:?}")
     })?;
 
     // What is on the disk: read back through the engine and in the image file.
