@@ -36,6 +36,7 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_stress::RECONNECT,
     vbd_stress::RECONNECT_BACKEND,
     vbd_stress::SOAK,
+    vbd_stress::SOAK_PERSISTENT,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -94,6 +95,7 @@ mod tests {
                 "vbd-reconnect",
                 "vbd-reconnect-backend",
                 "vbd-soak",
+                "vbd-soak-persistent",
                 "net-smoke",
             ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");

@@ -1,7 +1,8 @@
 //! The block core under load and through reconnects: `vbd-reconnect` (the frontend closes and
 //! reopens with operations queued and on the ring), `vbd-reconnect-backend` (the backend driver
 //! is unbound from the device and bound again), `vbd-soak` (a random read/write/flush soak
-//! checked against a model of the disk).
+//! checked against a model of the disk) and `vbd-soak-persistent` (the same with persistent
+//! grants).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -54,7 +55,38 @@ pub const SOAK: Scenario = Scenario {
                   image file compared with it at the end",
     default: true,
     timeout: Duration::from_secs(240),
-    run: run_soak,
+    run: |cx| {
+        run_soak(
+            cx,
+            SoakKind {
+                vdev: 51888,
+                dev: "xvdl",
+                persistent: false,
+                time: Duration::from_secs(25),
+            },
+        )
+    },
+};
+
+/// `vbd-soak-persistent`.
+pub const SOAK_PERSISTENT: Scenario = Scenario {
+    name: "vbd-soak-persistent",
+    description: "vbd-soak for 10 s with persistent grants in force: every piece copied \
+                  through the engine's kept pool pages, every read compared with the model, \
+                  the whole image at the end",
+    default: true,
+    timeout: Duration::from_secs(180),
+    run: |cx| {
+        run_soak(
+            cx,
+            SoakKind {
+                vdev: 51904,
+                dev: "xvdm",
+                persistent: true,
+                time: Duration::from_secs(10),
+            },
+        )
+    },
 };
 
 /// The image's content seed of this file's scenarios.
@@ -437,12 +469,8 @@ fn reconnect_body(
 
 // ---- vbd-soak ----
 
-/// xvdl.
-const SOAK_VDEV: u32 = 51888;
 /// 8 MiB.
 const SOAK_SECTORS: u64 = 16384;
-/// How long operations are started for.
-const SOAK_TIME: Duration = Duration::from_secs(25);
 /// The RNG's seed.
 const SOAK_SEED: u64 = 0x5eed_b10c;
 
@@ -562,19 +590,30 @@ struct Flying {
     data: Vec<u8>,
 }
 
-fn run_soak(cx: &mut Context) -> Outcome {
+/// What a soak scenario varies.
+#[derive(Clone, Copy, Debug)]
+struct SoakKind {
+    vdev: u32,
+    dev: &'static str,
+    /// Persistent grants offered: every piece is copied through a kept pool page.
+    persistent: bool,
+    /// How long operations are started for.
+    time: Duration,
+}
+
+fn run_soak(cx: &mut Context, kind: SoakKind) -> Outcome {
     modprobe("xen-blkback")?;
     let image = LoopImage::create(cx.name(), SEED, SOAK_SECTORS, None)?;
-    on_device(cx, SOAK_VDEV, image, |cx, store, image, fe, be| {
+    on_device(cx, kind.vdev, image, |cx, store, image, fe, be| {
         let setup = Setup {
-            vdev: SOAK_VDEV,
-            dev: "xvdl",
+            vdev: kind.vdev,
+            dev: kind.dev,
             mode: "w",
             device_type: "disk",
-            // Persistent grants off, so that unaligned pieces bounce and aligned ones are
-            // granted directly.
+            // Without persistent grants unaligned pieces bounce and aligned ones are granted
+            // directly.
             config: FrontendConfig {
-                persistent: false,
+                persistent: kind.persistent,
                 ..FrontendConfig::default()
             },
             data_pages: SLOTS * SLOT_PAGES,
@@ -586,7 +625,7 @@ fn run_soak(cx: &mut Context) -> Outcome {
             fe,
             be,
             setup,
-            Box::new(|cx, _store, front, link| soak_body(cx, image, front, link)),
+            Box::new(move |cx, _store, front, link| soak_body(cx, image, front, link, kind)),
         )
     })
 }
@@ -596,6 +635,7 @@ fn soak_body(
     image: &LoopImage,
     front: &mut VbdFront<'_, '_, '_>,
     link: Link,
+    kind: SoakKind,
 ) -> Outcome {
     cx.duration("connect", link.connect, "ms");
     let mut rng = Rng(SOAK_SEED);
@@ -609,7 +649,7 @@ fn soak_body(
     let mut next: Option<Planned> = None;
     let started = Instant::now();
     loop {
-        let starting = started.elapsed() < SOAK_TIME;
+        let starting = started.elapsed() < kind.time;
         // Start as many as the engine takes.
         if starting {
             loop {
@@ -745,13 +785,27 @@ fn soak_body(
         "MiB",
     );
     ensure(
-        k.errors == 0 && reads > 0 && writes > 0 && flushes > 0 && k.bounced_segments > 0,
+        k.errors == 0 && reads > 0 && writes > 0 && flushes > 0,
         || format!("{reads} reads, {writes} writes, {flushes} flushes; engine counters {k:?}"),
     )?;
-    ensure(
-        link.params.indirect_segments == 0 || k.indirect_requests > 0,
-        || "indirect segments negotiated but none used".into(),
-    )?;
+    let persistent = front.engine.params().is_some_and(|p| p.persistent);
+    if kind.persistent {
+        cx.figure("persistent hits", k.persistent_hits as f64, "");
+        // Every piece is copied through the 8 pool pages: nothing is bounced in the
+        // non-persistent sense, and no request has room for more than 8 segments.
+        ensure(
+            persistent && k.persistent_hits > 0 && k.bounced_segments == 0,
+            || format!("persistent grants in force: {persistent}; engine counters {k:?}"),
+        )?;
+    } else {
+        ensure(!persistent && k.bounced_segments > 0, || {
+            format!("no bounced segments: {k:?}")
+        })?;
+        ensure(
+            link.params.indirect_segments == 0 || k.indirect_requests > 0,
+            || "indirect segments negotiated but none used".into(),
+        )?;
+    }
     Ok(())
 }
 
