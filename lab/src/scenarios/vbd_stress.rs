@@ -50,9 +50,9 @@ pub const RECONNECT_BACKEND: Scenario = Scenario {
 pub const SOAK: Scenario = Scenario {
     name: "vbd-soak",
     description: "25 s of seeded random reads, writes (1 sector to 256 KiB, random buffer \
-                  offsets and pieces, so some bounce) and flushes, as many in flight as the \
-                  engine takes, every read compared with a model of the disk and the whole \
-                  image file compared with it at the end",
+                  offsets and pieces, so some bounce; some FUA), discards and flushes, as many \
+                  in flight as the engine takes, every read compared with a model of the disk \
+                  and the whole image file compared with it at the end",
     default: true,
     timeout: Duration::from_secs(240),
     run: |cx| {
@@ -583,8 +583,7 @@ type Planned = (BlockOp, Pieces, Vec<u8>);
 /// An operation of the soak in flight.
 #[derive(Debug)]
 struct Flying {
-    /// `None` for a flush.
-    data_op: Option<(bool, u64, u64)>,
+    op: BlockOp,
     slot: Option<usize>,
     segments: Vec<Segment>,
     data: Vec<u8>,
@@ -644,6 +643,9 @@ fn soak_body(
     let mut flying: BTreeMap<u64, Flying> = BTreeMap::new();
     let mut done = Vec::new();
     let (mut reads, mut writes, mut flushes, mut bytes) = (0u64, 0u64, 0u64, 0u64);
+    let (mut fuas, mut discards) = (0u64, 0u64);
+    // Discards only when blkback offers them (else the engine refuses them at once).
+    let discard = link.features.discard.is_some();
     let mut max_in_flight = 0usize;
     let mut tag = 0u64;
     let mut next: Option<Planned> = None;
@@ -654,23 +656,18 @@ fn soak_body(
         if starting {
             loop {
                 if next.is_none() {
-                    next = soak_op(&mut rng, &flying);
+                    next = soak_op(&mut rng, &flying, discard);
                 }
-                let Some((op, layout, data)) = next.take() else {
+                let Some((op, layout, payload)) = next.take() else {
                     break; // every pick overlapped something in flight: wait for completions
                 };
-                let data_op = match op {
-                    BlockOp::Read { sector, sectors } => Some((false, sector, sectors)),
-                    BlockOp::Write {
-                        sector, sectors, ..
-                    } => Some((true, sector, sectors)),
-                    _ => None,
-                };
-                let slot = if data_op.is_some() {
+                let data = matches!(op, BlockOp::Read { .. } | BlockOp::Write { .. });
+                let write = matches!(op, BlockOp::Write { .. });
+                let slot = if data {
                     match free.last() {
                         Some(&s) => Some(s),
                         None => {
-                            next = Some((op, layout, data));
+                            next = Some((op, layout, payload));
                             break;
                         }
                     }
@@ -681,20 +678,20 @@ fn soak_body(
                     Some(s) => slot_segments(front, s * SLOT_PAGES, SLOT_PAGES, &layout)?,
                     None => Vec::new(),
                 };
-                if let Some((write, _, _)) = data_op {
+                if data {
                     scatter(
                         front,
                         &segments,
                         &if write {
-                            data.clone()
+                            payload.clone()
                         } else {
-                            vec![0xa5; data.len()]
+                            vec![0xa5; payload.len()]
                         },
                     );
                 }
                 tag += 1;
                 if !try_submit(front, tag, op, &segments, &mut done)? {
-                    next = Some((op, layout, data));
+                    next = Some((op, layout, payload));
                     break;
                 }
                 if slot.is_some() {
@@ -703,10 +700,10 @@ fn soak_body(
                 flying.insert(
                     tag,
                     Flying {
-                        data_op,
+                        op,
                         slot,
                         segments,
-                        data,
+                        data: payload,
                     },
                 );
                 max_in_flight = max_in_flight.max(flying.len());
@@ -729,16 +726,25 @@ fn soak_body(
             })?;
             let len = f.data.len() as u64;
             ensure(c.status == BlockStatus::Ok && c.transferred == len, || {
-                format!("{:?} ({len} bytes) completed as {c:?}", f.data_op)
+                format!("{:?} ({len} bytes) completed as {c:?}", f.op)
             })?;
-            match f.data_op {
-                Some((true, sector, _)) => {
+            match f.op {
+                BlockOp::Write { sector, fua, .. } => {
                     let at = sector as usize * 512;
                     model[at..at + f.data.len()].copy_from_slice(&f.data);
                     writes += 1;
+                    fuas += u64::from(fua);
                     bytes += len;
                 }
-                Some((false, sector, _)) => {
+                BlockOp::Discard {
+                    sector, sectors, ..
+                } => {
+                    // A loop device over tmpfs punches whole pages: the range reads as zeros.
+                    let at = sector as usize * 512;
+                    model[at..at + sectors as usize * 512].fill(0);
+                    discards += 1;
+                }
+                BlockOp::Read { sector, .. } => {
                     let at = sector as usize * 512;
                     let got = gather(front, &f.segments);
                     let want = &model[at..at + f.data.len()];
@@ -752,7 +758,7 @@ fn soak_body(
                     reads += 1;
                     bytes += len;
                 }
-                None => flushes += 1,
+                BlockOp::Flush => flushes += 1,
             }
             if let Some(s) = f.slot {
                 free.push(s);
@@ -769,10 +775,12 @@ fn soak_body(
             first_difference(&whole, &model)
         )
     })?;
-    let ops = reads + writes + flushes;
+    let ops = reads + writes + flushes + discards;
     cx.figure("operations", ops as f64, "");
     cx.figure("reads", reads as f64, "");
     cx.figure("writes", writes as f64, "");
+    cx.figure("fua", fuas as f64, "");
+    cx.figure("discards", discards as f64, "");
     cx.figure("flushes", flushes as f64, "");
     cx.figure("moved", bytes as f64 / (1024.0 * 1024.0), "MiB");
     cx.figure("ops/s", ops as f64 / took.as_secs_f64(), "");
@@ -785,8 +793,18 @@ fn soak_body(
         "MiB",
     );
     ensure(
-        k.errors == 0 && reads > 0 && writes > 0 && flushes > 0,
-        || format!("{reads} reads, {writes} writes, {flushes} flushes; engine counters {k:?}"),
+        k.errors == 0
+            && reads > 0
+            && writes > 0
+            && fuas > 0
+            && flushes > 0
+            && (discards > 0 || !discard),
+        || {
+            format!(
+                "{reads} reads, {writes} writes ({fuas} FUA), {discards} discards, {flushes} \
+                 flushes; engine counters {k:?}"
+            )
+        },
     )?;
     let persistent = front.engine.params().is_some_and(|p| p.persistent);
     if kind.persistent {
@@ -810,32 +828,45 @@ fn soak_body(
 }
 
 /// The next random operation, or `None` when the ranges picked overlap operations in flight
-/// (reads and writes never overlap one in flight, so the model says what each read returns).
-fn soak_op(rng: &mut Rng, flying: &BTreeMap<u64, Flying>) -> Option<Planned> {
+/// (reads, writes and discards never overlap one in flight, so the model says what each read
+/// returns): 45 % writes (one in eight FUA), 43 % reads, 6 % discards of 4 KiB-aligned ranges
+/// (when `discard`; reads otherwise), 6 % flushes.
+fn soak_op(rng: &mut Rng, flying: &BTreeMap<u64, Flying>, discard: bool) -> Option<Planned> {
     let kind = rng.range(0, 99);
-    if kind >= 95 {
+    if kind >= 94 {
         return Some((BlockOp::Flush, Vec::new(), Vec::new()));
     }
-    let write = kind < 50;
     for _ in 0..4 {
-        let sectors = soak_sectors(rng);
-        let sector = rng.range(0, SOAK_SECTORS - sectors);
-        let overlaps = flying.values().any(|f| {
-            f.data_op
-                .is_some_and(|(_, s, n)| s < sector + sectors && sector < s + n)
-        });
+        let (sector, sectors) = if kind >= 88 && discard {
+            let sectors = 8 * rng.range(1, 64);
+            (8 * rng.range(0, (SOAK_SECTORS - sectors) / 8), sectors)
+        } else {
+            let sectors = soak_sectors(rng);
+            (rng.range(0, SOAK_SECTORS - sectors), sectors)
+        };
+        let overlaps = flying
+            .values()
+            .any(|f| op_range(&f.op).is_some_and(|(s, n)| s < sector + sectors && sector < s + n));
         if overlaps {
             continue;
+        }
+        if kind >= 88 && discard {
+            let op = BlockOp::Discard {
+                sector,
+                sectors,
+                secure: false,
+            };
+            return Some((op, Vec::new(), Vec::new()));
         }
         let bytes = sectors as usize * 512;
         let layout = soak_layout(rng, bytes);
         let mut data = vec![0u8; bytes];
-        let op = if write {
+        let op = if kind < 45 {
             rng.fill(&mut data);
             BlockOp::Write {
                 sector,
                 sectors,
-                fua: false,
+                fua: rng.range(0, 7) == 0,
             }
         } else {
             BlockOp::Read { sector, sectors }
@@ -843,6 +874,20 @@ fn soak_op(rng: &mut Rng, flying: &BTreeMap<u64, Flying>) -> Option<Planned> {
         return Some((op, layout, data));
     }
     None
+}
+
+/// The sectors an operation touches.
+fn op_range(op: &BlockOp) -> Option<(u64, u64)> {
+    match *op {
+        BlockOp::Read { sector, sectors }
+        | BlockOp::Write {
+            sector, sectors, ..
+        }
+        | BlockOp::Discard {
+            sector, sectors, ..
+        } => Some((sector, sectors)),
+        BlockOp::Flush => None,
+    }
 }
 
 #[cfg(test)]
