@@ -17,6 +17,7 @@ use super::vbd_session::{
     connect, drain, poll, run_ops, slot_segments, try_submit, wait, with_session, Link, OpSpec,
     Setup, STATE_TIMEOUT,
 };
+use crate::platform::evtchn::Port;
 use crate::platform::vbd::VbdFront;
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
 
@@ -63,6 +64,7 @@ pub const SOAK: Scenario = Scenario {
                 dev: "xvdl",
                 persistent: false,
                 time: Duration::from_secs(25),
+                reconnect_every: None,
             },
         )
     },
@@ -71,9 +73,10 @@ pub const SOAK: Scenario = Scenario {
 /// `vbd-soak-persistent`.
 pub const SOAK_PERSISTENT: Scenario = Scenario {
     name: "vbd-soak-persistent",
-    description: "vbd-soak for 10 s with persistent grants in force: every piece copied \
-                  through the engine's kept pool pages, every read compared with the model, \
-                  the whole image at the end",
+    description: "vbd-soak for 10 s with persistent grants in force (every piece copied \
+                  through the engine's kept pool pages) and the frontend closing and \
+                  reconnecting every 2 s with operations in flight: each completes once, every \
+                  read compared with the model, the whole image at the end",
     default: true,
     timeout: Duration::from_secs(180),
     run: |cx| {
@@ -84,6 +87,7 @@ pub const SOAK_PERSISTENT: Scenario = Scenario {
                 dev: "xvdm",
                 persistent: true,
                 time: Duration::from_secs(10),
+                reconnect_every: Some(Duration::from_secs(2)),
             },
         )
     },
@@ -179,6 +183,47 @@ fn backend_device(vdev: u32) -> String {
 fn blkback_driver(file: &str, device: &str) -> Outcome {
     let path = format!("/sys/bus/xen-backend/drivers/vbd/{file}");
     std::fs::write(&path, device).context(format!("write {device} to {path}"))
+}
+
+/// The frontend's way back after the engine was disconnected (the backend Closed, or unbound
+/// and `bind` names the device to bind again): a new event channel (as a real frontend
+/// allocates on every connect), Initialising, the backend's InitWait, negotiation with `config`
+/// and [`connect`]. Completions of requeued operations go to `done`. Returns the link and the
+/// previous event channel, which the caller unbinds (unless it is the session's own).
+#[allow(clippy::too_many_arguments)]
+fn reopen(
+    cx: &mut Context,
+    store: &mut Store,
+    fe: &str,
+    be: &str,
+    front: &mut VbdFront<'_, '_, '_>,
+    config: FrontendConfig,
+    bind: Option<String>,
+    done: &mut Vec<BlockCompletion>,
+) -> Result<(Link, Port), Failure> {
+    // The backend may still finish bios it started; they end within milliseconds on a loop
+    // device over tmpfs, but blkback shows nothing userspace could wait on, and their responses
+    // would land on the ring pages the engine is about to lay out again.
+    std::thread::sleep(Duration::from_millis(300));
+    let old_port = front.events.port;
+    let port = front
+        .events
+        .events
+        .bind_unbound(0)
+        .context("allocate a new event channel")?;
+    front.events.port = port;
+    store.set_state(fe, XenbusState::Initialising)?;
+    if let Some(device) = bind {
+        blkback_driver("bind", &device)?;
+    }
+    // blkback answers Initialising from Closed with InitWait ("prepare for reconnect"); it is
+    // still Closed (or, unbound, Connected) when the wait starts, which expect_state would take
+    // for giving up.
+    wait_init_wait(store, be)?;
+    let offer = features(store, be)?;
+    let params = FrontendParams::negotiate(&config, &offer);
+    let link = connect(cx, store, fe, be, front, params, done)?;
+    Ok((link, old_port))
 }
 
 /// Waits for the backend to come back to InitWait, whatever state it left.
@@ -337,29 +382,6 @@ fn reconnect_body(
             )
         },
     )?;
-    // The backend may still finish bios it started; they end within milliseconds on a loop
-    // device over tmpfs, but blkback shows nothing userspace could wait on, and their responses
-    // would land on the ring pages the engine is about to lay out again.
-    std::thread::sleep(Duration::from_millis(300));
-
-    // Coming back: a new event channel (as a real frontend allocates on every connect), the
-    // handshake from Initialising.
-    let old_port = front.events.port;
-    let port = front
-        .events
-        .events
-        .bind_unbound(0)
-        .context("allocate a new event channel")?;
-    front.events.port = port;
-    store.set_state(fe, XenbusState::Initialising)?;
-    if restart == Restart::Backend {
-        blkback_driver("bind", &backend_device(vdev))?;
-    }
-    // blkback answers Initialising from Closed with InitWait ("prepare for reconnect"); it is
-    // still Closed (or, unbound, Connected) when the wait starts, which expect_state would take
-    // for giving up.
-    wait_init_wait(store, be)?;
-    let offer = features(store, be)?;
     // The frontend that closed comes back with everything on (a 16-page ring, indirect
     // segments, persistent grants): the queued operations are re-split for the new limits.
     // The backend that went away finds the frontend as it was.
@@ -367,8 +389,11 @@ fn reconnect_body(
         Restart::Frontend => FrontendConfig::default(),
         Restart::Backend => config,
     };
-    let params = FrontendParams::negotiate(&reconfig, &offer);
-    let relink = connect(cx, store, fe, be, front, params, &mut done)?;
+    let bind = (restart == Restart::Backend).then(|| backend_device(vdev));
+    let (relink, old_port) = reopen(cx, store, fe, be, front, reconfig, bind, &mut done)?;
+    let port = front.events.port;
+    let params = relink.params;
+    let offer = features(store, be)?;
     let in_force = front.engine.params();
     cx.log(format!("after the reconnect: {in_force:?}"));
     if restart == Restart::Frontend {
@@ -598,6 +623,8 @@ struct SoakKind {
     persistent: bool,
     /// How long operations are started for.
     time: Duration,
+    /// Close and reconnect the frontend this often, with operations in flight.
+    reconnect_every: Option<Duration>,
 }
 
 fn run_soak(cx: &mut Context, kind: SoakKind) -> Outcome {
@@ -624,14 +651,18 @@ fn run_soak(cx: &mut Context, kind: SoakKind) -> Outcome {
             fe,
             be,
             setup,
-            Box::new(move |cx, _store, front, link| soak_body(cx, image, front, link, kind)),
+            Box::new(move |cx, store, front, link| {
+                soak_body(cx, store, image, (fe, be), front, link, kind)
+            }),
         )
     })
 }
 
 fn soak_body(
     cx: &mut Context,
+    store: &mut Store,
     image: &LoopImage,
+    (fe, be): (&str, &str),
     front: &mut VbdFront<'_, '_, '_>,
     link: Link,
     kind: SoakKind,
@@ -649,7 +680,10 @@ fn soak_body(
     let mut max_in_flight = 0usize;
     let mut tag = 0u64;
     let mut next: Option<Planned> = None;
+    let session_port = front.events.port;
+    let (mut reconnects, mut requeued) = (0u64, 0u64);
     let started = Instant::now();
+    let mut last_reconnect = started;
     loop {
         let starting = started.elapsed() < kind.time;
         // Start as many as the engine takes.
@@ -711,6 +745,35 @@ fn soak_body(
         }
         if !starting && flying.is_empty() {
             break;
+        }
+        let due = kind
+            .reconnect_every
+            .is_some_and(|every| last_reconnect.elapsed() >= every);
+        if starting && due && !flying.is_empty() {
+            // Close and come back with whatever is queued or on the ring (some of it answered
+            // and unread): it must all complete once, after the reconnect.
+            let outstanding = front.engine.outstanding();
+            store.disconnect(fe, be, STATE_TIMEOUT)?;
+            front.with_io(|engine, io| engine.disconnect(io));
+            let held = front.grants.outstanding();
+            ensure(held == 0, || {
+                format!("{held} grants held after a disconnect with {outstanding} operations")
+            })?;
+            let config = FrontendConfig {
+                persistent: kind.persistent,
+                ..FrontendConfig::default()
+            };
+            let (_, old) = reopen(cx, store, fe, be, front, config, None, &mut done)?;
+            if old != session_port {
+                front
+                    .events
+                    .events
+                    .unbind(old)
+                    .context("unbind the previous event channel")?;
+            }
+            reconnects += 1;
+            requeued += outstanding as u64;
+            last_reconnect = Instant::now();
         }
         poll(front, &mut done)?;
         if done.is_empty() {
@@ -785,6 +848,13 @@ fn soak_body(
     cx.figure("moved", bytes as f64 / (1024.0 * 1024.0), "MiB");
     cx.figure("ops/s", ops as f64 / took.as_secs_f64(), "");
     cx.figure("max in flight", max_in_flight as f64, "");
+    if kind.reconnect_every.is_some() {
+        cx.figure("reconnects", reconnects as f64, "");
+        cx.figure("requeued", requeued as f64, "");
+        ensure(reconnects > 0 && k.resubmitted == requeued, || {
+            format!("{reconnects} reconnects, {requeued} operations requeued: {k:?}")
+        })?;
+    }
     cx.figure("bounced segments", k.bounced_segments as f64, "");
     cx.figure("indirect requests", k.indirect_requests as f64, "");
     cx.figure(
