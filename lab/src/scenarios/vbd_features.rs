@@ -40,9 +40,10 @@ pub const PERSISTENT: Scenario = Scenario {
 pub const DISCARD: Scenario = Scenario {
     name: "vbd-discard",
     description: "the block core's UNMAP on a loop device over a sparse tmpfs image: blkback's \
-                  feature-discard, discard-granularity and discard-alignment parsed, LBPME, \
-                  UNMAP of four ranges punches holes (lseek SEEK_DATA/SEEK_HOLE, st_blocks) \
-                  exactly there, the ranges read back as zeros and the rest is unchanged",
+                  feature-discard, discard-granularity and discard-alignment parsed, LBPME and \
+                  VPD B0h, UNMAP of four ranges and WRITE SAME(16) with UNMAP of a fifth punch \
+                  holes (lseek SEEK_DATA/SEEK_HOLE, st_blocks) exactly there, the ranges read \
+                  back as zeros and the rest is unchanged",
     default: true,
     timeout: Duration::from_secs(120),
     run: run_discard,
@@ -263,6 +264,16 @@ const DATA_RANGES: [(u64, u64); 3] = [(0, 512), (1024, 1024), (4096, 512)];
 const HOLE_WRITE: (u64, u64) = (6144, 64);
 /// The ranges UNMAP discards (4 KiB-aligned: tmpfs punches whole pages), in sectors.
 const UNMAPPED: [(u64, u64); 4] = [(64, 128), (1280, 512), (4352, 256), (6144, 16)];
+/// The range WRITE SAME(16) with UNMAP discards, in sectors.
+const WRITE_SAME: (u64, u64) = (1856, 64);
+/// Everything discarded.
+const DISCARDED: [(u64, u64); 5] = [
+    UNMAPPED[0],
+    UNMAPPED[1],
+    UNMAPPED[2],
+    UNMAPPED[3],
+    WRITE_SAME,
+];
 
 /// `ranges` (sorted, disjoint, in bytes) minus `holes`.
 fn subtract(ranges: &[(u64, u64)], holes: &[(u64, u64)]) -> Vec<(u64, u64)> {
@@ -459,6 +470,37 @@ fn discard_body(
         )
     })?;
 
+    // VPD B0h: the unmap granularity and alignment the guest sees are blkback's, in blocks.
+    let buf = [seg(d0, 0, 64)];
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &[opcode::INQUIRY, 0x01, 0xb0, 0, 64, 0],
+        DataDirection::FromDevice,
+        &buf,
+    )?;
+    good(&c, "INQUIRY VPD B0h")?;
+    let vpd = gather(front, &buf);
+    let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+    let (unmap_granularity, unmap_alignment) = (be32(&vpd[28..32]), be32(&vpd[32..36]));
+    cx.log(format!(
+        "VPD B0h: optimal unmap granularity {unmap_granularity} blocks, alignment {:#x}",
+        unmap_alignment
+    ));
+    ensure(
+        vpd[1] == 0xb0
+            && unmap_granularity == d.granularity / 512
+            && unmap_alignment == 0x8000_0000 | (d.alignment / 512),
+        || {
+            format!(
+                "VPD B0h: page {:#04x}, unmap granularity {unmap_granularity}, alignment \
+                 {unmap_alignment:#x}; blkback says {d:?}",
+                vpd[1]
+            )
+        },
+    )?;
+
     // Write 32 KiB into a hole: the file gets data there.
     let (hole_sector, hole_sectors) = HOLE_WRITE;
     let pages: Vec<Segment> = (0..(hole_sectors as usize * 512 / PAGE_SIZE))
@@ -509,6 +551,24 @@ fn discard_body(
     )?;
     good(&c, "UNMAP")?;
     cx.duration("unmap", started.elapsed(), "ms");
+    // WRITE SAME(16) with UNMAP: one more range.
+    let (ws_lba, ws_blocks) = WRITE_SAME;
+    let mut cdb = [0u8; 16];
+    cdb[0] = opcode::WRITE_SAME_16;
+    cdb[1] = 0x08;
+    cdb[2..10].copy_from_slice(&ws_lba.to_be_bytes());
+    cdb[10..14].copy_from_slice(&(ws_blocks as u32).to_be_bytes());
+    let block = [seg(d0, 0, 512)];
+    scatter(front, &block, &[0; 512]);
+    let c = command(
+        front,
+        &mut disk,
+        next(),
+        &cdb,
+        DataDirection::ToDevice,
+        &block,
+    )?;
+    good(&c, "WRITE SAME(16) with UNMAP")?;
     let c = command(
         front,
         &mut disk,
@@ -522,25 +582,25 @@ fn discard_body(
     let discards = stat(&stats_after, "ds_req").saturating_sub(stat(&stats_before, "ds_req"));
     cx.log(format!("blkback statistics after UNMAP: {stats_after:?}"));
     ensure(
-        stats_after.is_empty() || discards == UNMAPPED.len() as u64,
+        stats_after.is_empty() || discards == DISCARDED.len() as u64,
         || {
             format!(
-                "blkback counted {discards} discard requests, UNMAP had {}",
-                UNMAPPED.len()
+                "blkback counted {discards} discard requests, UNMAP and WRITE SAME had {}",
+                DISCARDED.len()
             )
         },
     )?;
 
     // The file: holes exactly where UNMAP said, st_blocks down by as much.
     let (after, blocks_after) = file_ranges(image)?;
-    let expected = subtract(&expected_before, &byte_ranges(&UNMAPPED));
+    let expected = subtract(&expected_before, &byte_ranges(&DISCARDED));
     cx.log(format!(
         "after UNMAP: data {after:?}, {blocks_after} blocks (was {blocks_before})"
     ));
     ensure(after == expected, || {
         format!("after UNMAP the image has data at {after:?}, expected {expected:?}")
     })?;
-    let unmapped_sectors: u64 = UNMAPPED.iter().map(|u| u.1).sum();
+    let unmapped_sectors: u64 = DISCARDED.iter().map(|u| u.1).sum();
     ensure(
         blocks_before - blocks_after.min(blocks_before) == unmapped_sectors,
         || {
@@ -559,7 +619,7 @@ fn discard_body(
     // Read every range touched back through the SCSI layer, 8 sectors either side included:
     // zeros where discarded, the old content elsewhere; the file says the same.
     let content = |sector: u64| -> [u8; 512] {
-        if UNMAPPED.iter().any(|&(s, n)| (s..s + n).contains(&sector)) {
+        if DISCARDED.iter().any(|&(s, n)| (s..s + n).contains(&sector)) {
             [0; 512]
         } else if (hole_sector..hole_sector + hole_sectors).contains(&sector) {
             super::toolstack::sector_content(SEED.wrapping_add(60), sector)
@@ -573,7 +633,7 @@ fn discard_body(
         }
     };
     let mut verified = 0usize;
-    for &(s, n) in &UNMAPPED {
+    for &(s, n) in &DISCARDED {
         let from = s.saturating_sub(8);
         let to = (s + n + 8).min(DISCARD_SECTORS);
         // In pieces of at most 64 KiB (16 data pages).
