@@ -375,8 +375,13 @@ impl LoopImage {
     }
 
     /// Creates `/dev/shm/<name>.img` holding `content` (a whole number of 512-byte sectors) and
-    /// attaches it to a free loop device.
-    pub fn create_from(name: &str, content: &[u8]) -> Result<Self, Failure> {
+    /// attaches it to a free loop device, with a logical block size of `sector_size` bytes when
+    /// given (512 otherwise).
+    pub fn create_from(
+        name: &str,
+        content: &[u8],
+        sector_size: Option<u32>,
+    ) -> Result<Self, Failure> {
         if content.is_empty() || content.len() % 512 != 0 {
             return Err(Failure(format!(
                 "an image of {} bytes is not whole sectors",
@@ -385,7 +390,7 @@ impl LoopImage {
         }
         let file = format!("/dev/shm/{name}.img");
         std::fs::write(&file, content).context(format!("write {file}"))?;
-        Self::attach(file, content.len() as u64 / 512, None)
+        Self::attach(file, content.len() as u64 / 512, sector_size)
     }
 
     /// Creates `/dev/shm/<name>.img`, a sparse file of `sectors` sectors holding only the
