@@ -38,6 +38,7 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_stress::RECONNECT_BACKEND,
     vbd_stress::SOAK,
     vbd_stress::SOAK_PERSISTENT,
+    vbd_stress::SOAK_4K,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -98,6 +99,7 @@ mod tests {
                 "vbd-reconnect-backend",
                 "vbd-soak",
                 "vbd-soak-persistent",
+                "vbd-soak-4k",
                 "net-smoke",
             ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");

@@ -65,6 +65,7 @@ pub const SOAK: Scenario = Scenario {
                 persistent: false,
                 time: Duration::from_secs(25),
                 reconnect_every: None,
+                sector_size: None,
             },
         )
     },
@@ -88,6 +89,31 @@ pub const SOAK_PERSISTENT: Scenario = Scenario {
                 persistent: true,
                 time: Duration::from_secs(10),
                 reconnect_every: Some(Duration::from_secs(2)),
+                sector_size: None,
+            },
+        )
+    },
+};
+
+/// `vbd-soak-4k`.
+pub const SOAK_4K: Scenario = Scenario {
+    name: "vbd-soak-4k",
+    description: "vbd-soak for 10 s over a loop device with 4096-byte logical blocks: every \
+                  operation in whole 4 KiB blocks, buffers at sector or byte offsets bounced \
+                  into whole blocks, every read compared with the model, the whole image at \
+                  the end",
+    default: true,
+    timeout: Duration::from_secs(180),
+    run: |cx| {
+        run_soak(
+            cx,
+            SoakKind {
+                vdev: 51936,
+                dev: "xvdo",
+                persistent: false,
+                time: Duration::from_secs(10),
+                reconnect_every: None,
+                sector_size: Some(4096),
             },
         )
     },
@@ -625,11 +651,13 @@ struct SoakKind {
     time: Duration,
     /// Close and reconnect the frontend this often, with operations in flight.
     reconnect_every: Option<Duration>,
+    /// The loop device's logical block size, if not 512.
+    sector_size: Option<u32>,
 }
 
 fn run_soak(cx: &mut Context, kind: SoakKind) -> Outcome {
     modprobe("xen-blkback")?;
-    let image = LoopImage::create(cx.name(), SEED, SOAK_SECTORS, None)?;
+    let image = LoopImage::create(cx.name(), SEED, SOAK_SECTORS, kind.sector_size)?;
     on_device(cx, kind.vdev, image, |cx, store, image, fe, be| {
         let setup = Setup {
             vdev: kind.vdev,
@@ -677,6 +705,12 @@ fn soak_body(
     let (mut fuas, mut discards) = (0u64, 0u64);
     // Discards only when blkback offers them (else the engine refuses them at once).
     let discard = link.features.discard.is_some();
+    // Sectors per logical block: operations are whole blocks.
+    let align = u64::from(link.info.logical_block_size / 512).max(1);
+    ensure(
+        link.info.logical_block_size == kind.sector_size.unwrap_or(512),
+        || format!("blkback's sector-size is {}", link.info.logical_block_size),
+    )?;
     let mut max_in_flight = 0usize;
     let mut tag = 0u64;
     let mut next: Option<Planned> = None;
@@ -690,7 +724,7 @@ fn soak_body(
         if starting {
             loop {
                 if next.is_none() {
-                    next = soak_op(&mut rng, &flying, discard);
+                    next = soak_op(&mut rng, &flying, discard, align);
                 }
                 let Some((op, layout, payload)) = next.take() else {
                     break; // every pick overlapped something in flight: wait for completions
@@ -900,8 +934,13 @@ fn soak_body(
 /// The next random operation, or `None` when the ranges picked overlap operations in flight
 /// (reads, writes and discards never overlap one in flight, so the model says what each read
 /// returns): 45 % writes (one in eight FUA), 43 % reads, 6 % discards of 4 KiB-aligned ranges
-/// (when `discard`; reads otherwise), 6 % flushes.
-fn soak_op(rng: &mut Rng, flying: &BTreeMap<u64, Flying>, discard: bool) -> Option<Planned> {
+/// (when `discard`; reads otherwise), 6 % flushes; whole blocks of `align` sectors.
+fn soak_op(
+    rng: &mut Rng,
+    flying: &BTreeMap<u64, Flying>,
+    discard: bool,
+    align: u64,
+) -> Option<Planned> {
     let kind = rng.range(0, 99);
     if kind >= 94 {
         return Some((BlockOp::Flush, Vec::new(), Vec::new()));
@@ -911,8 +950,11 @@ fn soak_op(rng: &mut Rng, flying: &BTreeMap<u64, Flying>, discard: bool) -> Opti
             let sectors = 8 * rng.range(1, 64);
             (8 * rng.range(0, (SOAK_SECTORS - sectors) / 8), sectors)
         } else {
-            let sectors = soak_sectors(rng);
-            (rng.range(0, SOAK_SECTORS - sectors), sectors)
+            let sectors = soak_sectors(rng).div_ceil(align) * align;
+            (
+                align * rng.range(0, (SOAK_SECTORS - sectors) / align),
+                sectors,
+            )
         };
         let overlaps = flying
             .values()
