@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use xen_abi::xenbus::XenbusState;
 use xenvbd_core::blkif::{
-    BackendFeatures, BlockCompletion, EngineState, FrontendConfig, FrontendParams, SubmitError,
+    BackendFeatures, BlockCompletion, EngineState, FrontendConfig, FrontendParams, Layout,
+    SubmitError,
 };
 use xenvbd_core::{BlockOp, DiskInfo, Segment, Tag};
 
@@ -146,7 +147,7 @@ pub(crate) fn with_session(
 }
 
 /// The frontend's part of connecting, with the backend in InitWait: attach the ring, publish the
-/// nodes and Initialised, wait for Connected, read the backend's nodes, run the layout probe,
+/// nodes (`protocol` from `params.layout`) and Initialised, wait for Connected, read the backend's nodes, run the layout probe,
 /// write Connected. Operations queued in the engine (after a reconnect) start flowing as soon as
 /// the probe settles; their completions go to `completions`.
 pub(crate) fn connect(
@@ -158,7 +159,14 @@ pub(crate) fn connect(
     params: FrontendParams,
     completions: &mut Vec<BlockCompletion>,
 ) -> Result<Link, Failure> {
-    front.attach_ring(params).context("attach the ring")?;
+    // The engine always starts on the x86_64 layout; `params.layout` is what the frontend
+    // announces in `protocol`, and only the probe tells the engine which one blkback uses.
+    front
+        .attach_ring(FrontendParams {
+            layout: Layout::X86_64,
+            ..params
+        })
+        .context("attach the ring")?;
     let mut refs = [0u32; 16];
     let n = front.engine.ring_refs(&mut refs);
     let mut nodes = Vec::new();
@@ -184,6 +192,13 @@ pub(crate) fn connect(
     })?;
     ensure(front.engine.state() == EngineState::Running, || {
         format!("after the probe the engine is {:?}", front.engine.state())
+    })?;
+    let layout = front.engine.counters().layout;
+    ensure(layout == Some(params.layout), || {
+        format!(
+            "the probe chose {layout:?}, the frontend announced {}",
+            params.layout.protocol()
+        )
     })?;
     store.set_state(fe, XenbusState::Connected)?;
     cx.log(format!(

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use xen_abi::xenbus::XenbusState;
-use xenvbd_core::blkif::{BlockCompletion, BlockStatus, FrontendConfig, FrontendParams};
+use xenvbd_core::blkif::{BlockCompletion, BlockStatus, FrontendConfig, FrontendParams, Layout};
 use xenvbd_core::{BlockOp, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
@@ -27,9 +27,9 @@ pub const RECONNECT: Scenario = Scenario {
     description: "8 writes and reads of 252 KiB (48 ring requests for 32 slots: some on the \
                   ring, some queued), then the frontend closes (Closing/Closed, blkback tears \
                   down) and reconnects (Initialising, InitWait, new event channel, a 16-page \
-                  ring and persistent grants this time): each operation completes once with OK \
-                  after being resubmitted and re-split, the disk holds exactly what was written \
-                  (read back and in the image file)",
+                  ring, persistent grants and the x86_32 layout this time): each operation \
+                  completes once with OK after being resubmitted, re-split and re-encoded, the \
+                  disk holds exactly what was written (read back and in the image file)",
     default: true,
     timeout: Duration::from_secs(180),
     run: |cx| run_reconnect(cx, Restart::Frontend),
@@ -214,7 +214,7 @@ fn blkback_driver(file: &str, device: &str) -> Outcome {
 /// The frontend's way back after the engine was disconnected (the backend Closed, or unbound
 /// and `bind` names the device to bind again): a new event channel (as a real frontend
 /// allocates on every connect), Initialising, the backend's InitWait, negotiation with `config`
-/// and [`connect`]. Completions of requeued operations go to `done`. Returns the link and the
+/// and [`connect`] announcing `layout`. Completions of requeued operations go to `done`. Returns the link and the
 /// previous event channel, which the caller unbinds (unless it is the session's own).
 #[allow(clippy::too_many_arguments)]
 fn reopen(
@@ -224,6 +224,7 @@ fn reopen(
     be: &str,
     front: &mut VbdFront<'_, '_, '_>,
     config: FrontendConfig,
+    layout: Layout,
     bind: Option<String>,
     done: &mut Vec<BlockCompletion>,
 ) -> Result<(Link, Port), Failure> {
@@ -247,7 +248,10 @@ fn reopen(
     // for giving up.
     wait_init_wait(store, be)?;
     let offer = features(store, be)?;
-    let params = FrontendParams::negotiate(&config, &offer);
+    let params = FrontendParams {
+        layout,
+        ..FrontendParams::negotiate(&config, &offer)
+    };
     let link = connect(cx, store, fe, be, front, params, done)?;
     Ok((link, old_port))
 }
@@ -409,14 +413,15 @@ fn reconnect_body(
         },
     )?;
     // The frontend that closed comes back with everything on (a 16-page ring, indirect
-    // segments, persistent grants): the queued operations are re-split for the new limits.
-    // The backend that went away finds the frontend as it was.
-    let reconfig = match restart {
-        Restart::Frontend => FrontendConfig::default(),
-        Restart::Backend => config,
+    // segments, persistent grants) and the 32-bit ring layout: the queued operations are
+    // re-split for the new limits and re-encoded after a new probe. The backend that went away
+    // finds the frontend as it was.
+    let (reconfig, layout) = match restart {
+        Restart::Frontend => (FrontendConfig::default(), Layout::X86_32),
+        Restart::Backend => (config, Layout::X86_64),
     };
     let bind = (restart == Restart::Backend).then(|| backend_device(vdev));
-    let (relink, old_port) = reopen(cx, store, fe, be, front, reconfig, bind, &mut done)?;
+    let (relink, old_port) = reopen(cx, store, fe, be, front, reconfig, layout, bind, &mut done)?;
     let port = front.events.port;
     let params = relink.params;
     let offer = features(store, be)?;
@@ -431,6 +436,7 @@ fn reconnect_body(
             }),
             || format!("after the reconnect the engine runs with {in_force:?}"),
         )?;
+        cx.text("protocol then", layout.protocol());
         cx.text(
             "then",
             &format!("ring-page-order {}, persistent", params.ring_page_order),
@@ -797,7 +803,17 @@ fn soak_body(
                 persistent: kind.persistent,
                 ..FrontendConfig::default()
             };
-            let (_, old) = reopen(cx, store, fe, be, front, config, None, &mut done)?;
+            let (_, old) = reopen(
+                cx,
+                store,
+                fe,
+                be,
+                front,
+                config,
+                Layout::X86_64,
+                None,
+                &mut done,
+            )?;
             if old != session_port {
                 front
                     .events
