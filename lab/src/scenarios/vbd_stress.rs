@@ -14,8 +14,8 @@ use xenvbd_core::{BlockOp, Segment};
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
 use super::vbd_core::{features, first_difference, gather, scatter};
 use super::vbd_session::{
-    connect, drain, poll, run_ops, slot_segments, try_submit, wait, with_session, Link, OpSpec,
-    Setup, STATE_TIMEOUT,
+    blkback_stats, connect, drain, poll, run_ops, slot_segments, stat, try_submit, wait,
+    with_session, Link, OpSpec, Setup, STATE_TIMEOUT,
 };
 use crate::platform::evtchn::Port;
 use crate::platform::vbd::VbdFront;
@@ -364,9 +364,8 @@ fn reconnect_body(
     )?;
 
     // What blkback had already done (its answers are on the ring, unread).
-    let stats = super::vbd_session::blkback_stats(vdev);
-    let backend_done =
-        super::vbd_session::stat(&stats, "rd_req") + super::vbd_session::stat(&stats, "wr_req");
+    let stats = blkback_stats(vdev);
+    let backend_done = stat(&stats, "rd_req") + stat(&stats, "wr_req");
     cx.log(format!("blkback before the disconnect: {stats:?}"));
     cx.figure("answered unread", backend_done as f64, "");
 
