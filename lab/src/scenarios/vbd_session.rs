@@ -15,7 +15,7 @@ use xenvbd_core::blkif::{
 use xenvbd_core::{BlockOp, DiskInfo, Segment, Tag};
 
 use super::toolstack::{wait_event, write_vbd_nodes_typed, LoopImage, Store};
-use super::vbd_core::{features, poll_until};
+use super::vbd_core::{features, first_difference, gather, poll_until, scatter, seg};
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::pool::PagePool;
@@ -337,7 +337,7 @@ pub(crate) fn run_ops(
             } else {
                 vec![0; spec.data.len()]
             };
-            super::vbd_core::scatter(front, &segments, &fill);
+            scatter(front, &segments, &fill);
             let sectors = spec.data.len() as u64 / 512;
             let op = if spec.write {
                 BlockOp::Write {
@@ -387,12 +387,12 @@ pub(crate) fn run_ops(
                 },
             )?;
             if !spec.write {
-                let got = super::vbd_core::gather(front, &segments);
+                let got = gather(front, &segments);
                 ensure(got == spec.data, || {
                     format!(
                         "read {i} at sector {}: {}",
                         spec.sector,
-                        super::vbd_core::first_difference(&got, &spec.data)
+                        first_difference(&got, &spec.data)
                     )
                 })?;
             }
@@ -421,11 +421,7 @@ pub(crate) fn slot_segments(
                     && usize::from(offset) + usize::from(length) <= crate::platform::PAGE_SIZE,
                 || format!("a bad buffer layout: page {page} offset {offset} length {length}"),
             )?;
-            Ok(super::vbd_core::seg(
-                front.data_frame(first_page + page),
-                offset,
-                length,
-            ))
+            Ok(seg(front.data_frame(first_page + page), offset, length))
         })
         .collect()
 }
