@@ -819,7 +819,7 @@ fn cdrom_body(
         tag
     };
     let d = |i: usize| front.data_frame(i);
-    let (d0, d1, d2) = (d(0), d(1), d(2));
+    let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
 
     // INQUIRY: CD/DVD (5), removable.
     let buf = [seg(d0, 0, 96)];
@@ -945,11 +945,15 @@ fn cdrom_body(
     )?;
 
     // READ(10) of the volume descriptors (blocks 16 and 17, one page) and a scattered read of
-    // three blocks (bounced).
+    // three blocks: a sector-aligned piece (direct with 512-byte sectors, bounced with 2048)
+    // and two odd ones (always bounced).
     let mut verified = 0usize;
     let reads: [(u64, Vec<Segment>); 2] = [
         (16, vec![seg(d1, 0, 4096)]),
-        (100, vec![seg(d1, 512, 3584), seg(d2, 0, 2560)]),
+        (
+            100,
+            vec![seg(d1, 512, 3584), seg(d2, 100, 1000), seg(d3, 0, 1560)],
+        ),
     ];
     for (lba, segs) in &reads {
         let bytes: usize = segs.iter().map(|s| usize::from(s.length)).sum();
@@ -1036,7 +1040,7 @@ fn cdrom_body(
     })?;
     verified += content.len();
     cx.figure("verified", verified as f64 / 1024.0, "KiB");
-    // The scattered read's pieces at odd offsets went through bounce pages.
+    // The scattered read's odd pieces went through bounce pages.
     let k = front.engine.counters();
     cx.log(format!("engine counters: {k:?}"));
     cx.figure("bounced segments", k.bounced_segments as f64, "");
