@@ -126,6 +126,22 @@ pub fn data_ranges(file: &File) -> io::Result<Vec<(u64, u64)>> {
     Ok(ranges)
 }
 
+/// `LOOP_SET_CAPACITY` from Linux's `include/uapi/linux/loop.h`.
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4c07;
+
+/// Makes a loop device take in its backing file's new size (what `losetup -c` does).
+pub fn set_loop_capacity(device: &str) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(device)
+        .map_err(|e| annotate(&format!("open {device}"), e))?;
+    // SAFETY: LOOP_SET_CAPACITY takes no argument and reads no memory of ours; the descriptor
+    // is open for the whole call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), LOOP_SET_CAPACITY as _, 0 as libc::c_ulong) };
+    check_ioctl(&format!("LOOP_SET_CAPACITY on {device}"), rc).map(drop)
+}
+
 /// Waits until the file is readable or the timeout passes; returns whether it is readable.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;

@@ -16,6 +16,7 @@ pub mod selftest;
 pub mod toolstack;
 pub mod vbd_core;
 pub mod vbd_features;
+pub mod vbd_resize;
 pub mod vbd_session;
 pub mod vbd_stress;
 pub mod xenstore;
@@ -34,6 +35,7 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_features::DISCARD,
     vbd_features::CDROM,
     vbd_features::CDROM_2K,
+    vbd_resize::SCENARIO,
     vbd_stress::RECONNECT,
     vbd_stress::RECONNECT_BACKEND,
     vbd_stress::SOAK,
@@ -95,6 +97,7 @@ mod tests {
                 "vbd-discard",
                 "vbd-cdrom",
                 "vbd-cdrom-2k",
+                "vbd-resize",
                 "vbd-reconnect",
                 "vbd-reconnect-backend",
                 "vbd-soak",
