@@ -401,13 +401,13 @@ fn reconnect_body(
     ));
     ensure(
         front.engine.outstanding() == SLOTS
-            && k.resubmitted - before.resubmitted == SLOTS as u64
+            && k.resubmitted.saturating_sub(before.resubmitted) == SLOTS as u64
             && grants == 0,
         || {
             format!(
                 "after engine disconnect: {} outstanding, {} resubmitted, {grants} grants held",
                 front.engine.outstanding(),
-                k.resubmitted - before.resubmitted
+                k.resubmitted.saturating_sub(before.resubmitted)
             )
         },
     )?;
