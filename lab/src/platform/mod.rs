@@ -89,6 +89,59 @@ pub fn set_loop_block_size(device: &str, size: u32) -> io::Result<()> {
     check_ioctl(&format!("LOOP_SET_BLOCK_SIZE {size} on {device}"), rc).map(drop)
 }
 
+/// The allocated ranges of a (possibly sparse) file, as `(start, end)` byte offsets, found with
+/// `lseek(SEEK_DATA)` / `lseek(SEEK_HOLE)`. A file system without hole reporting shows the whole
+/// file as one range.
+pub fn data_ranges(file: &File) -> io::Result<Vec<(u64, u64)>> {
+    let len = file.metadata()?.len();
+    let seek = |offset: u64, whence: libc::c_int| -> io::Result<Option<u64>> {
+        let offset = libc::off_t::try_from(offset)
+            .map_err(|_| io::Error::other(format!("offset {offset:#x} too large")))?;
+        // SAFETY: lseek only moves the descriptor's file position; the descriptor stays open
+        // for the whole call (`file` is borrowed) and no memory of ours is involved.
+        let rc = unsafe { libc::lseek(file.as_raw_fd(), offset, whence) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            // ENXIO: no data (SEEK_DATA) at or after the offset.
+            if e.raw_os_error() == Some(libc::ENXIO) {
+                return Ok(None);
+            }
+            return Err(annotate("lseek", e));
+        }
+        Ok(Some(rc as u64))
+    };
+    let mut ranges = Vec::new();
+    let mut at = 0;
+    while at < len {
+        let Some(start) = seek(at, libc::SEEK_DATA)? else {
+            break;
+        };
+        let end = seek(start, libc::SEEK_HOLE)?.unwrap_or(len).min(len);
+        if end <= start {
+            break;
+        }
+        ranges.push((start, end));
+        at = end;
+    }
+    Ok(ranges)
+}
+
+/// `LOOP_SET_CAPACITY` from Linux's `include/uapi/linux/loop.h`.
+const LOOP_SET_CAPACITY: libc::c_ulong = 0x4c07;
+
+/// Makes a loop device take in its backing file's new size (what `losetup -c` does).
+pub fn set_loop_capacity(device: &str) -> io::Result<()> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(device)
+        .map_err(|e| annotate(&format!("open {device}"), e))?;
+    // SAFETY: LOOP_SET_CAPACITY takes no argument and reads no memory of ours; the descriptor
+    // is open for the whole call.
+    let rc = unsafe { libc::ioctl(file.as_raw_fd(), LOOP_SET_CAPACITY as _, 0 as libc::c_ulong) };
+    check_ioctl(&format!("LOOP_SET_CAPACITY on {device}"), rc).map(drop)
+}
+
 /// Waits until the file is readable or the timeout passes; returns whether it is readable.
 pub fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> io::Result<bool> {
     let deadline = Instant::now() + timeout;
@@ -282,6 +335,30 @@ mod tests {
         let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, false).unwrap();
         let mut buf = [0u8; 2];
         map.read(PAGE_SIZE - 1, &mut buf);
+    }
+
+    #[test]
+    fn data_ranges_of_a_sparse_file() {
+        use std::os::unix::fs::FileExt;
+        let path = std::env::temp_dir().join(format!("lab-sparse-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(1 << 20).unwrap();
+        file.write_all_at(&[1u8; 4096], 256 << 10).unwrap();
+        let ranges = data_ranges(&file).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        // Whatever the file system's granularity, the written page is data and the file's
+        // first page is not (unless holes are not reported at all: then one range).
+        assert!(!ranges.is_empty());
+        assert!(ranges
+            .iter()
+            .any(|&(s, e)| s <= 256 << 10 && e >= (256 << 10) + 4096));
+        assert!(ranges.len() == 1 || ranges[0].0 > 0);
     }
 
     #[test]

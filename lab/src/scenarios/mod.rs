@@ -15,6 +15,10 @@ pub mod scsi_smoke;
 pub mod selftest;
 pub mod toolstack;
 pub mod vbd_core;
+pub mod vbd_features;
+pub mod vbd_resize;
+pub mod vbd_session;
+pub mod vbd_stress;
 pub mod xenstore;
 
 /// Every scenario, in the order they run by default.
@@ -28,6 +32,16 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_core::READ_ONLY,
     vbd_core::X86_32,
     vbd_core::MULTI_QUEUE,
+    vbd_features::PERSISTENT,
+    vbd_features::DISCARD,
+    vbd_features::CDROM,
+    vbd_features::CDROM_2K,
+    vbd_resize::SCENARIO,
+    vbd_stress::RECONNECT,
+    vbd_stress::RECONNECT_BACKEND,
+    vbd_stress::SOAK,
+    vbd_stress::SOAK_PERSISTENT,
+    vbd_stress::SOAK_4K,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -81,6 +95,16 @@ mod tests {
                 "vbd-readonly",
                 "vbd-x86-32",
                 "vbd-multiqueue",
+                "vbd-persistent",
+                "vbd-discard",
+                "vbd-cdrom",
+                "vbd-cdrom-2k",
+                "vbd-resize",
+                "vbd-reconnect",
+                "vbd-reconnect-backend",
+                "vbd-soak",
+                "vbd-soak-persistent",
+                "vbd-soak-4k",
                 "net-smoke",
             ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");

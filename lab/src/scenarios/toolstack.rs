@@ -303,7 +303,24 @@ pub fn write_vbd_nodes(
     dev: &str,
     mode: &str,
 ) -> Result<(), Failure> {
+    write_vbd_nodes_typed(store, image, fe, be, vdev, dev, mode, "disk")
+}
+
+/// [`write_vbd_nodes`] for a device of `device_type` (`disk` or `cdrom`), written in both
+/// directories as a toolstack does (blkback reads the frontend's).
+#[allow(clippy::too_many_arguments)]
+pub fn write_vbd_nodes_typed(
+    store: &mut Store,
+    image: &LoopImage,
+    fe: &str,
+    be: &str,
+    vdev: u32,
+    dev: &str,
+    mode: &str,
+    device_type: &str,
+) -> Result<(), Failure> {
     let node = |dir: &str, key: &str, value: &str| (format!("{dir}/{key}"), value.to_owned());
+    let removable = if device_type == "cdrom" { "1" } else { "0" };
     let vdev = vdev.to_string();
     store.write_all(&[
         node(be, "frontend", fe),
@@ -314,14 +331,14 @@ pub fn write_vbd_nodes(
         node(be, "mode", mode),
         node(be, "params", &image.device),
         node(be, "physical-device", &image.physical_device),
-        node(be, "device-type", "disk"),
-        node(be, "removable", "0"),
+        node(be, "device-type", device_type),
+        node(be, "removable", removable),
         node(be, "dev", dev),
         node(fe, "backend", be),
         node(fe, "backend-id", "0"),
         node(fe, "state", "1"),
         node(fe, "virtual-device", &vdev),
-        node(fe, "device-type", "disk"),
+        node(fe, "device-type", device_type),
     ])
 }
 
@@ -351,15 +368,65 @@ impl LoopImage {
         sectors: u64,
         sector_size: Option<u32>,
     ) -> Result<Self, Failure> {
-        modprobe("loop")?;
         let file = format!("/dev/shm/{name}.img");
         std::fs::write(&file, sectors_content(seed, 0, sectors))
             .context(format!("write {file}"))?;
+        Self::attach(file, sectors, sector_size)
+    }
+
+    /// Creates `/dev/shm/<name>.img` holding `content` (a whole number of 512-byte sectors) and
+    /// attaches it to a free loop device, with a logical block size of `sector_size` bytes when
+    /// given (512 otherwise).
+    pub fn create_from(
+        name: &str,
+        content: &[u8],
+        sector_size: Option<u32>,
+    ) -> Result<Self, Failure> {
+        if content.is_empty() || content.len() % 512 != 0 {
+            return Err(Failure(format!(
+                "an image of {} bytes is not whole sectors",
+                content.len()
+            )));
+        }
+        let file = format!("/dev/shm/{name}.img");
+        std::fs::write(&file, content).context(format!("write {file}"))?;
+        Self::attach(file, content.len() as u64 / 512, sector_size)
+    }
+
+    /// Creates `/dev/shm/<name>.img`, a sparse file of `sectors` sectors holding only the
+    /// [`sector_content`] of `seed` in the sector ranges `data` (`(first, count)`; the rest is
+    /// unallocated), and attaches it to a free loop device.
+    pub fn create_sparse(
+        name: &str,
+        seed: u8,
+        sectors: u64,
+        data: &[(u64, u64)],
+    ) -> Result<Self, Failure> {
+        use std::os::unix::fs::FileExt;
+        let file = format!("/dev/shm/{name}.img");
+        let _ = std::fs::remove_file(&file);
+        let f = std::fs::File::create(&file).context(format!("create {file}"))?;
+        f.set_len(sectors * 512).context(format!("size {file}"))?;
+        for &(first, count) in data {
+            f.write_all_at(&sectors_content(seed, first, count), first * 512)
+                .context(format!("write {file}"))?;
+        }
+        drop(f);
+        Self::attach(file, sectors, None)
+    }
+
+    /// Attaches the existing image `file` of `sectors` sectors to a free loop device (deleted
+    /// with it when dropped).
+    fn attach(file: String, sectors: u64, sector_size: Option<u32>) -> Result<Self, Failure> {
+        modprobe("loop")?;
         let device = sh("losetup", &["-f"])?.trim().to_owned();
         if !device.starts_with("/dev/loop") {
             return Err(Failure(format!("losetup -f printed '{device}'")));
         }
-        sh("losetup", &[&device, &file])?;
+        if let Err(e) = sh("losetup", &[&device, &file]) {
+            let _ = std::fs::remove_file(&file);
+            return Err(e);
+        }
         let mut image = Self {
             device,
             file,

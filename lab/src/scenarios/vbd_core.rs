@@ -166,7 +166,7 @@ fn run(cx: &mut Context, variant: Variant) -> Outcome {
 }
 
 /// Reads the backend's nodes into [`BackendFeatures`].
-fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
+pub(crate) fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
     let mut failed = None;
     let parsed = BackendFeatures::parse(|node, buf| match store.read(&format!("{be}/{node}")) {
         Ok(Some(value)) => {
@@ -188,7 +188,7 @@ fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
 }
 
 /// One page-sized-or-less piece of a data buffer.
-fn seg(frame: u64, offset: u16, length: u16) -> Segment {
+pub(crate) fn seg(frame: u64, offset: u16, length: u16) -> Segment {
     Segment {
         frame,
         offset,
@@ -196,17 +196,17 @@ fn seg(frame: u64, offset: u16, length: u16) -> Segment {
     }
 }
 
-fn cdb10(op: u8, lba: u64, blocks: u16) -> [u8; 10] {
+pub(crate) fn cdb10(op: u8, lba: u64, blocks: u16) -> [u8; 10] {
     let lba = (lba as u32).to_be_bytes();
     let n = blocks.to_be_bytes();
     [op, 0, lba[0], lba[1], lba[2], lba[3], 0, n[0], n[1], 0]
 }
 
-fn total(segments: &[Segment]) -> u32 {
+pub(crate) fn total(segments: &[Segment]) -> u32 {
     segments.iter().map(|s| u32::from(s.length)).sum()
 }
 
-fn scatter(front: &mut VbdFront<'_, '_, '_>, segments: &[Segment], data: &[u8]) {
+pub(crate) fn scatter(front: &mut VbdFront<'_, '_, '_>, segments: &[Segment], data: &[u8]) {
     let mut at = 0;
     for s in segments {
         let len = usize::from(s.length);
@@ -217,7 +217,7 @@ fn scatter(front: &mut VbdFront<'_, '_, '_>, segments: &[Segment], data: &[u8]) 
     }
 }
 
-fn gather(front: &VbdFront<'_, '_, '_>, segments: &[Segment]) -> Vec<u8> {
+pub(crate) fn gather(front: &VbdFront<'_, '_, '_>, segments: &[Segment]) -> Vec<u8> {
     let mut out = Vec::new();
     for s in segments {
         let mut buf = vec![0u8; usize::from(s.length)];
@@ -227,7 +227,7 @@ fn gather(front: &VbdFront<'_, '_, '_>, segments: &[Segment]) -> Vec<u8> {
     out
 }
 
-fn first_difference(got: &[u8], want: &[u8]) -> String {
+pub(crate) fn first_difference(got: &[u8], want: &[u8]) -> String {
     match got.iter().zip(want).position(|(a, b)| a != b) {
         Some(at) => format!(
             "first difference at byte {at}: {:#04x}, expected {:#04x}",
@@ -238,7 +238,7 @@ fn first_difference(got: &[u8], want: &[u8]) -> String {
 }
 
 /// Polls the engine until `done` holds, waiting for the backend's events in between.
-fn poll_until(
+pub(crate) fn poll_until(
     front: &mut VbdFront<'_, '_, '_>,
     completions: &mut Vec<xenvbd_core::blkif::BlockCompletion>,
     what: &str,
@@ -282,7 +282,7 @@ pub(crate) fn wait_queue_events(front: &mut VbdFront<'_, '_, '_>, what: &str) ->
 }
 
 /// Runs one SCSI command through the disk and, when it needs the backend, the engine.
-fn command(
+pub(crate) fn command(
     front: &mut VbdFront<'_, '_, '_>,
     disk: &mut Disk,
     tag: u64,
@@ -325,7 +325,7 @@ fn command(
     finished.ok_or_else(|| Failure(format!("command {:#04x} never completed", cdb[0])))
 }
 
-fn good(c: &ScsiCompletion, what: &str) -> Outcome {
+pub(crate) fn good(c: &ScsiCompletion, what: &str) -> Outcome {
     ensure(c.status == ScsiStatus::Good, || {
         format!(
             "{what}: status {:?}, sense key {:#x} asc {:#x} ascq {:#x}",
@@ -817,6 +817,6 @@ fn drive(
     Ok(())
 }
 
-fn vdev_unique(vdev: u32) -> String {
+pub(crate) fn vdev_unique(vdev: u32) -> String {
     format!("lab/vbd/{vdev}")
 }
