@@ -9,6 +9,8 @@
 //! - [`packet`]: raw Ethernet frames on a dom0 interface (`AF_PACKET`).
 //! - [`pool`]: pages granted once to a backend, numbered like guest frames.
 //! - [`vbd`]: xenvbd-core's blkif engine over a pool and an event channel.
+//! - [`vbd_bench`]: the same with a deeper engine, for the block benchmark.
+//! - [`aio`]: Linux native AIO with buffers it owns (the benchmark's Linux side).
 //!
 //! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap`, `poll` and
 //! socket calls, laying a ring over granted pages, and the volatile accesses to shared pages.
@@ -22,6 +24,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+pub mod aio;
 pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
@@ -29,6 +32,7 @@ pub mod packet;
 pub mod pool;
 pub mod ring;
 pub mod vbd;
+pub mod vbd_bench;
 pub mod xenbus;
 
 /// The size of a page shared through the grant table.

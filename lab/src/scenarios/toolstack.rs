@@ -351,10 +351,16 @@ impl LoopImage {
         sectors: u64,
         sector_size: Option<u32>,
     ) -> Result<Self, Failure> {
-        modprobe("loop")?;
         let file = format!("/dev/shm/{name}.img");
         std::fs::write(&file, sectors_content(seed, 0, sectors))
             .context(format!("write {file}"))?;
+        Self::attach(file, sectors, sector_size)
+    }
+
+    /// Attaches the image file `file` of `sectors` sectors, already written, to a free loop
+    /// device (see [`LoopImage::create`]); the file is deleted when the image is dropped.
+    pub fn attach(file: String, sectors: u64, sector_size: Option<u32>) -> Result<Self, Failure> {
+        modprobe("loop")?;
         let device = sh("losetup", &["-f"])?.trim().to_owned();
         if !device.starts_with("/dev/loop") {
             return Err(Failure(format!("losetup -f printed '{device}'")));
