@@ -423,7 +423,14 @@ mod tests {
         if let Record::Result(r) = &mut with_report {
             r.report = vec!["row 1".into(), "row 2".into()];
         }
-        feed(&mut c, &[start(&["boot", "bench"]), begin("boot"), result("boot", true, "")]);
+        feed(
+            &mut c,
+            &[
+                start(&["boot", "bench"]),
+                begin("boot"),
+                result("boot", true, ""),
+            ],
+        );
         assert_eq!(render_reports(&c), "");
         feed(&mut c, &[begin("bench"), with_report]);
         assert_eq!(render_reports(&c), "\nbench:\nrow 1\nrow 2\n");

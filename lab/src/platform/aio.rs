@@ -152,7 +152,7 @@ impl Aio {
         // of this slot) from running while the slice lives.
         Some(unsafe {
             std::slice::from_raw_parts(
-                self.buffers.as_ptr().add(slot * self.slot_len),
+                self.buffers.as_ptr().wrapping_add(slot * self.slot_len),
                 self.slot_len,
             )
         })
@@ -166,7 +166,7 @@ impl Aio {
         // SAFETY: as in `buffer`, and `&mut self` makes this the only reference to it.
         Some(unsafe {
             std::slice::from_raw_parts_mut(
-                self.buffers.as_ptr().add(slot * self.slot_len),
+                self.buffers.as_ptr().wrapping_add(slot * self.slot_len),
                 self.slot_len,
             )
         })
@@ -180,7 +180,9 @@ impl Aio {
                 || self.in_flight[r.slot]
                 || r.len == 0
                 || r.len > self.slot_len
-                || ptrs.iter().any(|p| *p == self.iocbs.as_mut_ptr().wrapping_add(r.slot));
+                || ptrs
+                    .iter()
+                    .any(|p| *p == self.iocbs.as_mut_ptr().wrapping_add(r.slot));
             if bad {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
@@ -211,14 +213,12 @@ impl Aio {
                     libc::SYS_io_submit,
                     self.ctx as libc::c_ulong,
                     (ptrs.len() - done) as libc::c_long,
-                    ptrs.as_mut_ptr().add(done),
+                    ptrs.as_mut_ptr().wrapping_add(done),
                 )
             };
             let n = check("io_submit", rc)? as usize;
-            for p in &ptrs[done..done + n] {
-                // SAFETY: each pointer was taken from `self.iocbs` above.
-                let slot = unsafe { p.offset_from(self.iocbs.as_ptr()) } as usize;
-                self.in_flight[slot] = true;
+            for r in &requests[done..done + n] {
+                self.in_flight[r.slot] = true;
             }
             if n == 0 {
                 return Err(io::Error::other("io_submit took no request"));
@@ -293,12 +293,12 @@ mod tests {
 
     #[test]
     fn control_block_layout_matches_the_kernel() {
-        assert_eq!(std::mem::size_of::<Iocb>(), 64);
+        assert_eq!(size_of::<Iocb>(), 64);
         assert_eq!(std::mem::offset_of!(Iocb, aio_lio_opcode), 16);
         assert_eq!(std::mem::offset_of!(Iocb, aio_fildes), 20);
         assert_eq!(std::mem::offset_of!(Iocb, aio_buf), 24);
         assert_eq!(std::mem::offset_of!(Iocb, aio_offset), 40);
-        assert_eq!(std::mem::size_of::<IoEvent>(), 32);
+        assert_eq!(size_of::<IoEvent>(), 32);
     }
 
     #[test]

@@ -74,7 +74,10 @@ impl<'a, 'g> IndexedGrants<'a, 'g> {
 impl Grants for IndexedGrants<'_, '_> {
     fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
         let _ = readonly;
-        let index = self.pool.index(frame).filter(|_| domid == self.pool.domid());
+        let index = self
+            .pool
+            .index(frame)
+            .filter(|_| domid == self.pool.domid());
         match (index, self.pool.gref(frame)) {
             (Some(index), Some(gref)) => {
                 self.live[index] += 1;

@@ -14,6 +14,7 @@ pub mod net_smoke;
 pub mod scsi_smoke;
 pub mod selftest;
 pub mod toolstack;
+pub mod vbd_bench;
 pub mod vbd_core;
 pub mod xenstore;
 
@@ -31,6 +32,7 @@ pub const REGISTRY: &[Scenario] = &[
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
     linux_frontends::NETFRONT,
+    vbd_bench::SCENARIO,
     selftest::FAIL,
     selftest::PANIC,
     selftest::TIMEOUT,

@@ -152,7 +152,7 @@ fn run(cx: &mut Context, variant: Variant) -> Outcome {
 }
 
 /// Reads the backend's nodes into [`BackendFeatures`].
-fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
+pub fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
     let mut failed = None;
     let parsed = BackendFeatures::parse(|node, buf| match store.read(&format!("{be}/{node}")) {
         Ok(Some(value)) => {

@@ -1,0 +1,1062 @@
+//! `vbd-bench`: our block frontend and Linux's xen-blkfront side by side, on the same backend.
+//!
+//! Both drive xen-blkback over a loop device on a 64 MiB image in dom0's tmpfs (each frontend
+//! its own image of identical content), through the same workloads in one boot: 4 KiB random
+//! read and write, 64 KiB sequential read and write, each at queue depth 1 and 32, for a fixed
+//! time per cell, with the same offset sequence (a seeded generator per cell).
+//!
+//! - Ours: xenvbd-core as the Windows StorPort glue will drive it, READ(10)/WRITE(10) CDBs
+//!   through `Disk::submit` into the blkif engine ([`BenchFront`]: 32 operations, a 512-page
+//!   pool), with everything blkback offers negotiated (multi-page ring, indirect segments,
+//!   persistent grants, flush). It runs as a dom0 process: completions are polled for a short
+//!   while before waiting on the event channel.
+//! - Linux: xen-blkfront's `/dev/xvdh`, opened with `O_DIRECT`, the queue kept full with native
+//!   AIO as fio's libaio engine does ([`Aio`]).
+//!
+//! Ours runs first, on its own VBD, which is torn down before xen-blkfront is loaded (it would
+//! grab every `device/vbd` node). Every eighth read is checked against a model of what each
+//! 4 KiB block holds, and at the end, after a flush, a sample of blocks is read from each image
+//! file. The table (IOPS and MB/s of both, ours/Linux and the geometric mean) is the result's
+//! report; a profile of our side says where its time went.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::time::{Duration, Instant};
+
+use xen_abi::xenbus::XenbusState;
+use xenvbd_core::blkif::{BlockCompletion, Counters, EngineState, FrontendConfig, FrontendParams};
+use xenvbd_core::scsi::{opcode, Action, BlockOutcome, Disk, DiskConfig, Identity, PendingCommand};
+use xenvbd_core::{
+    BlockOp, DataDirection, GuestMemory, ScsiRequest, ScsiStatus, Segment, Tag, PAGE_SIZE,
+};
+
+use super::linux_frontends::{load_frontend, unload_frontend};
+use super::toolstack::{
+    device_dirs, modprobe, module_loaded, remove_device, wait_event, wait_path, write_vbd_nodes,
+    LoopImage, Store,
+};
+use super::vbd_core::features;
+use crate::platform::aio::{Aio, AioCompletion, AioRequest};
+use crate::platform::evtchn::EventChannels;
+use crate::platform::gntalloc::Gntalloc;
+use crate::platform::pool::PagePool;
+use crate::platform::vbd::EvtchnEvents;
+use crate::platform::vbd_bench::{BenchFront, BENCH_DATA_START, BENCH_JOBS};
+use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
+
+/// The scenario (not in the default set).
+pub const SCENARIO: Scenario = Scenario {
+    name: "vbd-bench",
+    description: "benchmark: xenvbd-core (SCSI layer + blkif engine, persistent grants, \
+                  indirect, multi-page ring) vs Linux's xen-blkfront (O_DIRECT, native AIO) on \
+                  xen-blkback over tmpfs loop devices: 4k random read/write, 64k sequential \
+                  read/write at QD1 and QD32; IOPS, MB/s, ours/Linux and the geometric mean",
+    default: false,
+    timeout: Duration::from_secs(480),
+    run,
+};
+
+/// Our VBD: xvdg.
+const OURS: (u32, &str) = (51808, "xvdg");
+/// Linux's VBD: xvdh.
+const LINUX: (u32, &str) = (51824, "xvdh");
+/// The size of each image.
+const IMAGE_BYTES: u64 = 64 << 20;
+/// How long each cell runs (then the requests in flight are drained).
+const CELL_TIME: Duration = Duration::from_secs(3);
+/// How long the warm-up runs (64 KiB sequential reads at the deepest queue, not measured).
+const WARM_UP: Duration = Duration::from_millis(500);
+/// The deepest queue.
+const MAX_QD: usize = 32;
+/// The largest request.
+const MAX_BS: usize = 64 * 1024;
+/// Data pages per request slot.
+const PAGES_PER_SLOT: usize = MAX_BS / PAGE_SIZE;
+/// Every this many reads (by sequence number) is checked against the model.
+const VERIFY_EVERY: u64 = 8;
+/// Blocks of each image file checked at the end (random ones and written ones).
+const FILE_SAMPLE: usize = 512;
+/// How long our side polls the ring for completions before it waits on the event channel.
+const SPIN: Duration = Duration::from_micros(50);
+/// How long one request may take.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the backend may take to change state.
+const STATE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The offset generator's seed (each cell adds its index).
+const RNG_SEED: u64 = 0x7ab1_e5ee_d000_0001;
+/// gntalloc's module parameter capping the pages it grants.
+const GNTALLOC_LIMIT: &str = "/sys/module/xen_gntalloc/parameters/limit";
+
+/// One workload.
+#[derive(Clone, Copy, Debug)]
+struct Cell {
+    label: &'static str,
+    random: bool,
+    write: bool,
+    bs: usize,
+    qd: usize,
+}
+
+const fn cell(label: &'static str, random: bool, write: bool, bs: usize, qd: usize) -> Cell {
+    Cell {
+        label,
+        random,
+        write,
+        bs,
+        qd,
+    }
+}
+
+/// The cells, in the order both sides run them (sequential reads after random writes read
+/// back what those wrote).
+const CELLS: [Cell; 8] = [
+    cell("4k randread", true, false, 4096, 1),
+    cell("4k randread", true, false, 4096, 32),
+    cell("4k randwrite", true, true, 4096, 1),
+    cell("4k randwrite", true, true, 4096, 32),
+    cell("64k seqread", false, false, 65536, 1),
+    cell("64k seqread", false, false, 65536, 32),
+    cell("64k seqwrite", false, true, 65536, 1),
+    cell("64k seqwrite", false, true, 65536, 32),
+];
+
+/// The warm-up.
+const WARM: Cell = cell("warm-up", false, false, 65536, MAX_QD);
+
+/// The byte offsets of a cell's requests, in submission order.
+#[derive(Debug)]
+struct Offsets {
+    state: u64,
+    random: bool,
+    bs: u64,
+    next: u64,
+}
+
+impl Offsets {
+    fn new(index: usize, cell: Cell) -> Self {
+        Self {
+            state: RNG_SEED.wrapping_add(index as u64),
+            random: cell.random,
+            bs: cell.bs as u64,
+            next: 0,
+        }
+    }
+
+    fn next(&mut self) -> u64 {
+        let slots = IMAGE_BYTES / self.bs;
+        if self.random {
+            // splitmix64
+            self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            (z ^ (z >> 31)) % slots * self.bs
+        } else {
+            let at = self.next % slots * self.bs;
+            self.next += 1;
+            at
+        }
+    }
+}
+
+/// Word `k` of 512-byte sector `lba` as written by `writer` (0: the image as created).
+fn word(writer: u8, lba: u64, k: u64) -> u64 {
+    lba.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (u64::from(writer) << 56) ^ (k << 40) ^ 0x5a5a
+}
+
+/// Fills `buf` with `writer`'s content of the sectors from `lba`.
+fn fill(buf: &mut [u8], writer: u8, lba: u64) {
+    for (i, chunk) in buf.chunks_exact_mut(8).enumerate() {
+        let (sector, k) = ((i / 64) as u64, (i % 64) as u64);
+        chunk.copy_from_slice(&word(writer, lba + sector, k).to_le_bytes());
+    }
+}
+
+/// Which writer last wrote each 4 KiB block of an image.
+#[derive(Debug)]
+struct Model {
+    writer: Vec<u8>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self {
+            writer: vec![0; (IMAGE_BYTES / PAGE_SIZE as u64) as usize],
+        }
+    }
+
+    fn record(&mut self, offset: u64, len: usize, writer: u8) {
+        let first = (offset / PAGE_SIZE as u64) as usize;
+        let n = len / PAGE_SIZE;
+        if let Some(blocks) = self.writer.get_mut(first..first + n) {
+            blocks.fill(writer);
+        }
+    }
+
+    /// Checks `data` read at `offset` against the model.
+    fn check(&self, offset: u64, data: &[u8]) -> Result<(), String> {
+        for (b, block) in data.chunks(PAGE_SIZE).enumerate() {
+            let at = offset + (b * PAGE_SIZE) as u64;
+            let Some(&writer) = self.writer.get((at / PAGE_SIZE as u64) as usize) else {
+                return Err(format!("offset {at} is outside the image"));
+            };
+            for (i, chunk) in block.chunks_exact(8).enumerate() {
+                let lba = at / 512 + (i / 64) as u64;
+                let want = word(writer, lba, (i % 64) as u64);
+                let got = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+                if got != want {
+                    return Err(format!(
+                        "byte {} of the 4 KiB block at offset {at}: {got:#018x}, expected \
+                         {want:#018x} (written by {})",
+                        i * 8,
+                        if writer == 0 {
+                            "nobody: the image as created".to_owned()
+                        } else {
+                            format!("cell {writer}")
+                        }
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The blocks checked in the image file at the end: random ones, and as many of those
+    /// written during the run, evenly spaced.
+    fn sample(&self) -> Vec<usize> {
+        let mut picks = Offsets::new(99, cell("", true, false, PAGE_SIZE, 1));
+        let mut blocks: Vec<usize> = (0..FILE_SAMPLE / 2)
+            .map(|_| (picks.next() / PAGE_SIZE as u64) as usize)
+            .collect();
+        let written: Vec<usize> = (0..self.writer.len())
+            .filter(|b| self.writer[*b] != 0)
+            .collect();
+        let step = (written.len() / (FILE_SAMPLE / 2)).max(1);
+        blocks.extend(written.iter().step_by(step).take(FILE_SAMPLE / 2));
+        blocks
+    }
+
+    /// Checks the sample of blocks in the image file; returns the bytes checked.
+    fn check_file(&self, image: &LoopImage) -> Result<usize, Failure> {
+        let file = File::open(&image.file).context(format!("open {}", image.file))?;
+        let mut buf = vec![0u8; PAGE_SIZE];
+        let blocks = self.sample();
+        for b in &blocks {
+            let at = (*b * PAGE_SIZE) as u64;
+            file.read_exact_at(&mut buf, at)
+                .context(format!("read {}", image.file))?;
+            self.check(at, &buf)
+                .map_err(|e| Failure(format!("{}: {e}", image.file)))?;
+        }
+        Ok(blocks.len() * PAGE_SIZE)
+    }
+}
+
+/// Writes an image of the initial content and attaches it to a loop device.
+fn make_image(name: &str) -> Result<LoopImage, Failure> {
+    let path = format!("/dev/shm/{name}.img");
+    let file = File::create(&path).context(format!("create {path}"))?;
+    let mut chunk = vec![0u8; 1 << 20];
+    for at in (0..IMAGE_BYTES).step_by(chunk.len()) {
+        fill(&mut chunk, 0, at / 512);
+        file.write_all_at(&chunk, at)
+            .context(format!("write {path}"))?;
+    }
+    drop(file);
+    LoopImage::attach(path, IMAGE_BYTES / 512, None)
+}
+
+/// What a cell measured.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measured {
+    ops: u64,
+    bytes: u64,
+    secs: f64,
+    verified: u64,
+}
+
+impl Measured {
+    fn iops(&self) -> f64 {
+        self.ops as f64 / self.secs.max(1e-9)
+    }
+
+    fn mbps(&self) -> f64 {
+        self.bytes as f64 / self.secs.max(1e-9) / 1e6
+    }
+}
+
+/// Where our side's time went in a cell.
+#[derive(Clone, Copy, Debug, Default)]
+struct Profile {
+    counters: Counters,
+    notifies: u64,
+    /// Calls of the engine's `poll`.
+    polls: u64,
+    /// Waits on the event channel (the spin found nothing).
+    blocks: u64,
+    /// Time in `Disk::submit` + the engine's `submit`, and in its `poll`.
+    engine: Duration,
+    /// Time blocked on the event channel.
+    waiting: Duration,
+    /// Time filling write buffers and checking read data.
+    data: Duration,
+}
+
+/// A request of ours in flight.
+#[derive(Clone, Copy, Debug)]
+struct Flight {
+    n: u64,
+    offset: u64,
+    op: BlockOp,
+    pending: PendingCommand,
+}
+
+/// Our frontend with its SCSI disk, as the StorPort glue would hold them.
+struct Ours<'r, 'a, 'g, 'e> {
+    front: &'r mut BenchFront<'a, 'g, 'e>,
+    disk: Disk,
+    scratch: Vec<u8>,
+    done: Vec<BlockCompletion>,
+    profile: Profile,
+}
+
+fn cdb10(op: u8, lba: u64, blocks: u16) -> Result<[u8; 10], Failure> {
+    let lba = u32::try_from(lba)
+        .context("LBA beyond READ(10)")?
+        .to_be_bytes();
+    let n = blocks.to_be_bytes();
+    Ok([op, 0, lba[0], lba[1], lba[2], lba[3], 0, n[0], n[1], 0])
+}
+
+impl Ours<'_, '_, '_, '_> {
+    /// The segments of slot `s`'s buffer for `bs` bytes (whole pages).
+    fn segments(&self, s: usize, bs: usize) -> Vec<Segment> {
+        (0..bs / PAGE_SIZE)
+            .map(|p| Segment {
+                frame: self.front.data_frame(s * PAGES_PER_SLOT + p),
+                offset: 0,
+                length: PAGE_SIZE as u16,
+            })
+            .collect()
+    }
+
+    /// Issues one SCSI command; returns what completing it needs.
+    fn issue(
+        &mut self,
+        tag: u64,
+        cdb: &[u8],
+        direction: DataDirection,
+        segments: &[Segment],
+    ) -> Result<(BlockOp, PendingCommand), Failure> {
+        let req = ScsiRequest {
+            tag: Tag(tag),
+            cdb,
+            direction,
+            segments,
+            transfer_length: segments.iter().map(|s| u32::from(s.length)).sum(),
+            lun: 0,
+        };
+        let started = Instant::now();
+        let block = match self.disk.submit(&req, &mut self.front.memory) {
+            Action::Complete(c) => {
+                return Err(Failure(format!(
+                    "command {:#04x} completed without the backend: {c:?}",
+                    cdb[0]
+                )))
+            }
+            Action::Block(b) => b,
+        };
+        let [op] = block.ops() else {
+            return Err(Failure(format!(
+                "command {:#04x} became {} block operations",
+                cdb[0],
+                block.ops().len()
+            )));
+        };
+        let op = *op;
+        let data: &[Segment] = match op {
+            BlockOp::Read { .. } | BlockOp::Write { .. } => segments,
+            _ => &[],
+        };
+        let done = &mut self.done;
+        self.front
+            .with_io(|engine, io| engine.submit(Tag(tag), op, data, io, |c| done.push(c)))
+            .map_err(|e| Failure(format!("the engine refused {op:?}: {e:?}")))?;
+        self.profile.engine += started.elapsed();
+        Ok((op, block.pending()))
+    }
+
+    /// Polls until some completion is there: the ring first, for up to [`SPIN`], then the
+    /// event channel.
+    fn reap(&mut self) -> Outcome {
+        let spin_until = Instant::now() + SPIN;
+        loop {
+            let started = Instant::now();
+            let done = &mut self.done;
+            let polled = self
+                .front
+                .with_io(|engine, io| engine.poll(io, |c| done.push(c)));
+            self.profile.engine += started.elapsed();
+            self.profile.polls += 1;
+            polled.map_err(|e| Failure(format!("the engine stopped: {e}")))?;
+            if let Some(e) = self.front.events.notify_error.take() {
+                return Err(Failure(format!("notify the backend: {e}")));
+            }
+            if !self.done.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() < spin_until {
+                std::hint::spin_loop();
+                continue;
+            }
+            let started = Instant::now();
+            let port = self.front.events.port;
+            wait_event(self.front.events.events, port, IO_TIMEOUT, "a completion")?;
+            self.profile.waiting += started.elapsed();
+            self.profile.blocks += 1;
+        }
+    }
+
+    /// Runs one SCSI command without data to completion.
+    fn command(&mut self, tag: u64, cdb: &[u8]) -> Outcome {
+        let (op, pending) = self.issue(tag, cdb, DataDirection::None, &[])?;
+        while self.done.is_empty() {
+            self.reap()?;
+        }
+        let c = self.done.remove(0);
+        let sc = pending.complete(BlockOutcome::from_blkif(&op, &c));
+        ensure(
+            c.tag == Tag(tag) && self.done.is_empty() && sc.status == ScsiStatus::Good,
+            || format!("command {:#04x}: {c:?}, {sc:?}", cdb[0]),
+        )
+    }
+
+    /// Starts request `n` of `cell` in slot `s`.
+    fn start(
+        &mut self,
+        cell: Cell,
+        id: u8,
+        s: usize,
+        n: u64,
+        offset: u64,
+        model: &mut Model,
+    ) -> Result<Flight, Failure> {
+        let segments = self.segments(s, cell.bs);
+        let lba = offset / 512;
+        if cell.write {
+            let started = Instant::now();
+            fill(&mut self.scratch[..cell.bs], id, lba);
+            for (p, seg) in segments.iter().enumerate() {
+                let page = &self.scratch[p * PAGE_SIZE..(p + 1) * PAGE_SIZE];
+                self.front.memory.write(seg.frame, 0, page);
+            }
+            model.record(offset, cell.bs, id);
+            self.profile.data += started.elapsed();
+        }
+        let (code, direction) = if cell.write {
+            (opcode::WRITE_10, DataDirection::ToDevice)
+        } else {
+            (opcode::READ_10, DataDirection::FromDevice)
+        };
+        let cdb = cdb10(code, lba, (cell.bs / 512) as u16)?;
+        let (op, pending) = self.issue(n << 8 | s as u64, &cdb, direction, &segments)?;
+        Ok(Flight {
+            n,
+            offset,
+            op,
+            pending,
+        })
+    }
+
+    /// Runs `cell` for `time`.
+    fn run_cell(
+        &mut self,
+        cell: Cell,
+        index: usize,
+        time: Duration,
+        model: &mut Model,
+    ) -> Result<(Measured, Profile), Failure> {
+        let id = index as u8 + 1;
+        let mut offsets = Offsets::new(index, cell);
+        let mut flights: Vec<Option<Flight>> = vec![None; cell.qd];
+        let mut m = Measured::default();
+        self.profile = Profile::default();
+        let counters = self.front.engine.counters();
+        let notifies = self.front.events.notifies;
+        let started = Instant::now();
+        let deadline = started + time;
+        let mut n = 0;
+        for (s, flight) in flights.iter_mut().enumerate() {
+            *flight = Some(self.start(cell, id, s, n, offsets.next(), model)?);
+            n += 1;
+        }
+        let mut busy = cell.qd;
+        while busy > 0 {
+            if self.done.is_empty() {
+                self.reap()?;
+            }
+            let done = std::mem::take(&mut self.done);
+            for c in &done {
+                let s = (c.tag.0 & 0xff) as usize;
+                let f = flights
+                    .get_mut(s)
+                    .and_then(Option::take)
+                    .ok_or_else(|| Failure(format!("a completion for no request: {c:?}")))?;
+                busy -= 1;
+                let sc = f.pending.complete(BlockOutcome::from_blkif(&f.op, c));
+                ensure(
+                    c.tag.0 >> 8 == f.n
+                        && sc.status == ScsiStatus::Good
+                        && sc.transferred as usize == cell.bs,
+                    || {
+                        format!(
+                            "{} request {} at offset {}: {c:?}, SCSI {sc:?}",
+                            cell.label, f.n, f.offset
+                        )
+                    },
+                )?;
+                m.ops += 1;
+                m.bytes += cell.bs as u64;
+                if !cell.write && f.n % VERIFY_EVERY == 0 {
+                    let checked = Instant::now();
+                    for (p, seg) in self.segments(s, cell.bs).iter().enumerate() {
+                        let page = &mut self.scratch[p * PAGE_SIZE..(p + 1) * PAGE_SIZE];
+                        self.front.memory.read(seg.frame, 0, page);
+                    }
+                    model
+                        .check(f.offset, &self.scratch[..cell.bs])
+                        .map_err(|e| Failure(format!("ours, {}: {e}", cell.label)))?;
+                    m.verified += 1;
+                    self.profile.data += checked.elapsed();
+                }
+                if Instant::now() < deadline {
+                    flights[s] = Some(self.start(cell, id, s, n, offsets.next(), model)?);
+                    n += 1;
+                    busy += 1;
+                }
+            }
+            self.done = done;
+            self.done.clear();
+        }
+        m.secs = started.elapsed().as_secs_f64();
+        let k = self.front.engine.counters();
+        self.profile.counters = Counters {
+            requests: k.requests - counters.requests,
+            ring_requests: k.ring_requests - counters.ring_requests,
+            segments: k.segments - counters.segments,
+            bounced_segments: k.bounced_segments - counters.bounced_segments,
+            indirect_requests: k.indirect_requests - counters.indirect_requests,
+            persistent_hits: k.persistent_hits - counters.persistent_hits,
+            errors: k.errors - counters.errors,
+            ..k
+        };
+        self.profile.notifies = self.front.events.notifies - notifies;
+        ensure(self.profile.counters.errors == 0, || {
+            format!("ours, {}: engine counters {k:?}", cell.label)
+        })?;
+        Ok((m, self.profile))
+    }
+}
+
+/// Results of both sides.
+#[derive(Debug, Default)]
+struct Results {
+    ours: Vec<(Measured, Profile)>,
+    linux: Vec<(Measured, BlockStat)>,
+}
+
+fn run(cx: &mut Context) -> Outcome {
+    modprobe("xen-blkback")?;
+    ensure(!module_loaded("xen-blkfront"), || {
+        "xen-blkfront is already loaded: it would grab our VBD".into()
+    })?;
+    let mut store = Store::open()?;
+    let mut results = Results::default();
+
+    let limit = raise_gntalloc_limit(cx)?;
+    let (fe, be) = device_dirs("vbd", OURS.0);
+    remove_device(&mut store, &fe, &be)?;
+    let ours = make_image("vbd-bench-ours")
+        .and_then(|image| ours_session(cx, &mut store, &image, &fe, &be, &mut results));
+    let removed = remove_device(&mut store, &fe, &be);
+    let restored = match limit {
+        Some(old) => {
+            std::fs::write(GNTALLOC_LIMIT, old).context(format!("restore {GNTALLOC_LIMIT}"))
+        }
+        None => Ok(()),
+    };
+    ours.and(removed).and(restored)?;
+
+    let (fe, be) = device_dirs("vbd", LINUX.0);
+    remove_device(&mut store, &fe, &be)?;
+    let linux = make_image("vbd-bench-linux")
+        .and_then(|image| linux_session(cx, &mut store, &image, &fe, &be, &mut results));
+    let unloaded = if module_loaded("xen-blkfront") {
+        unload_frontend(
+            cx,
+            &mut store,
+            "xen-blkfront",
+            &format!("vbd-{}", LINUX.0),
+            &be,
+        )
+    } else {
+        Ok(())
+    };
+    let removed = remove_device(&mut store, &fe, &be);
+    linux.and(unloaded).and(removed)?;
+
+    report(cx, &results);
+    Ok(())
+}
+
+/// Makes gntalloc grant as many pages as our pool needs; returns the old limit to restore.
+fn raise_gntalloc_limit(cx: &Context) -> Result<Option<String>, Failure> {
+    let need = BENCH_DATA_START + MAX_QD * PAGES_PER_SLOT + 64;
+    let old = std::fs::read_to_string(GNTALLOC_LIMIT).context(format!("read {GNTALLOC_LIMIT}"))?;
+    let current: usize = old
+        .trim()
+        .parse()
+        .context(format!("parse {GNTALLOC_LIMIT}"))?;
+    if current >= need {
+        return Ok(None);
+    }
+    std::fs::write(GNTALLOC_LIMIT, need.to_string())
+        .context(format!("raise {GNTALLOC_LIMIT} to {need}"))?;
+    cx.log(format!(
+        "gntalloc limit raised from {current} to {need} pages"
+    ));
+    Ok(Some(old.trim().to_owned()))
+}
+
+fn ours_session(
+    cx: &mut Context,
+    store: &mut Store,
+    image: &LoopImage,
+    fe: &str,
+    be: &str,
+    results: &mut Results,
+) -> Outcome {
+    let (vdev, dev) = OURS;
+    write_vbd_nodes(store, image, fe, be, vdev, dev, "w")?;
+    store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
+    let offer = features(store, be)?;
+    // Everything blkback offers: the largest ring, indirect segments, persistent grants.
+    let params = FrontendParams::negotiate(&FrontendConfig::default(), &offer);
+    let gnt = Gntalloc::open().context("open gntalloc")?;
+    let pages = BENCH_DATA_START + MAX_QD * PAGES_PER_SLOT;
+    let pool = PagePool::new(&gnt, 0, pages as u32).context("grant the page pool")?;
+    let mut events = EventChannels::open().context("open evtchn")?;
+    let port = events
+        .bind_unbound(0)
+        .context("allocate an event channel")?;
+    let outcome = {
+        let mut front = BenchFront::new(&pool, EvtchnEvents::new(&mut events, port), vdev as u16)
+            .context("build the engine")?;
+        let result = ours_drive(cx, store, image, fe, be, params, &mut front, results);
+        front.with_io(|engine, io| engine.disconnect(io));
+        let outstanding = front.grants.outstanding();
+        result.and(ensure(outstanding == 0, || {
+            format!("{outstanding} grants still in use after disconnect")
+        }))
+    };
+    events.unbind(port).context("unbind the event channel")?;
+    pool.release().context("end the pool's grants")?;
+    outcome
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ours_drive(
+    cx: &mut Context,
+    store: &mut Store,
+    image: &LoopImage,
+    fe: &str,
+    be: &str,
+    params: FrontendParams,
+    front: &mut BenchFront<'_, '_, '_>,
+    results: &mut Results,
+) -> Outcome {
+    front.attach_ring(params).context("attach the ring")?;
+    let mut refs = [0u32; 16];
+    let n = front.engine.ring_refs(&mut refs);
+    let mut nodes = Vec::new();
+    params
+        .write_nodes(&[&refs[..n]], &[front.events.port], |k, v| {
+            nodes.push((format!("{fe}/{k}"), v.to_owned()));
+            Ok::<(), ()>(())
+        })
+        .map_err(|e| Failure(format!("frontend nodes: {e:?}")))?;
+    nodes.push((
+        format!("{fe}/state"),
+        XenbusState::Initialised.as_str().to_owned(),
+    ));
+    store.write_all(&nodes)?;
+    store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)?;
+    let features = features(store, be)?;
+    let info = features
+        .disk_info()
+        .map_err(|e| Failure(format!("disk info: {e:?}")))?;
+    ensure(info.sectors == image.sectors && !info.read_only, || {
+        format!("backend: {info:?}, image of {} sectors", image.sectors)
+    })?;
+    front.with_io(|engine, io| engine.connected(&features, io));
+    let probe_deadline = Instant::now() + STATE_TIMEOUT;
+    while front.engine.state() == EngineState::Probing {
+        front
+            .with_io(|engine, io| engine.poll(io, |_| {}))
+            .map_err(|e| Failure(format!("layout probe: {e}")))?;
+        if front.engine.state() != EngineState::Probing {
+            break;
+        }
+        ensure(Instant::now() < probe_deadline, || {
+            "the layout probe hung".into()
+        })?;
+        let port = front.events.port;
+        wait_event(front.events.events, port, IO_TIMEOUT, "the layout probe")?;
+    }
+    ensure(front.engine.state() == EngineState::Running, || {
+        format!("after the probe the engine is {:?}", front.engine.state())
+    })?;
+    store.set_state(fe, XenbusState::Connected)?;
+    let p = front
+        .engine
+        .params()
+        .ok_or_else(|| Failure("no parameters after connecting".into()))?;
+    let negotiated = format!(
+        "ring-page-order {} (backend max {}), indirect segments {} (backend max {}), persistent \
+         {} (backend {}), flush {}, queues {} (backend max {}), layout {}",
+        p.ring_page_order,
+        features.max_ring_page_order,
+        p.indirect_segments,
+        features.max_indirect_segments,
+        p.persistent,
+        features.persistent,
+        p.flush,
+        p.queues,
+        features.max_queues,
+        p.layout.protocol()
+    );
+    cx.log(format!("ours: {negotiated}"));
+    ensure(
+        p.ring_page_order == features.max_ring_page_order.min(4)
+            && (features.max_indirect_segments <= 11 || p.indirect_segments > 0)
+            && p.persistent == features.persistent
+            && p.flush == features.flush_cache,
+        || format!("not everything the backend offers is in use: {negotiated}"),
+    )?;
+    let mut ours = Ours {
+        disk: Disk::new(DiskConfig::new(
+            info,
+            Identity::new(&info, "lab-vbd-bench", b"lab/vbd/bench"),
+        )),
+        front,
+        scratch: vec![0u8; MAX_BS],
+        done: Vec::with_capacity(BENCH_JOBS),
+        profile: Profile::default(),
+    };
+    let mut model = Model::new();
+    ours.run_cell(WARM, 100, WARM_UP, &mut model)?;
+    for (i, c) in CELLS.iter().enumerate() {
+        let (m, prof) = ours.run_cell(*c, i, CELL_TIME, &mut model)?;
+        cx.log(format!(
+            "ours  {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {prof:?}",
+            c.label,
+            c.qd,
+            m.ops,
+            m.iops(),
+            m.mbps(),
+            m.verified
+        ));
+        results.ours.push((m, prof));
+    }
+    ours.command(
+        1,
+        &[opcode::SYNCHRONIZE_CACHE_10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    )?;
+    let checked = model.check_file(image)?;
+    let k = ours.front.engine.counters();
+    cx.log(format!(
+        "ours: flushed; {} KiB of the image file match the model; engine counters {k:?}",
+        checked / 1024
+    ));
+    ensure(!p.persistent || k.persistent_hits > 0, || {
+        format!("persistent grants negotiated but never reused: {k:?}")
+    })?;
+    ensure(p.indirect_segments == 0 || k.indirect_requests > 0, || {
+        format!("indirect segments negotiated but never used: {k:?}")
+    })?;
+    store.disconnect(fe, be, STATE_TIMEOUT)?;
+    Ok(())
+}
+
+/// Counters of `/sys/block/<dev>/stat`.
+#[derive(Clone, Copy, Debug, Default)]
+struct BlockStat {
+    reads: u64,
+    read_merges: u64,
+    writes: u64,
+    write_merges: u64,
+}
+
+impl BlockStat {
+    fn read(dev: &str) -> Result<Self, Failure> {
+        let path = format!("/sys/block/{dev}/stat");
+        let text = std::fs::read_to_string(&path).context(format!("read {path}"))?;
+        let v: Vec<u64> = text
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        ensure(v.len() >= 6, || format!("{path}: '{}'", text.trim()))?;
+        Ok(Self {
+            reads: v[0],
+            read_merges: v[1],
+            writes: v[4],
+            write_merges: v[5],
+        })
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            reads: self.reads.saturating_sub(before.reads),
+            read_merges: self.read_merges.saturating_sub(before.read_merges),
+            writes: self.writes.saturating_sub(before.writes),
+            write_merges: self.write_merges.saturating_sub(before.write_merges),
+        }
+    }
+}
+
+fn linux_session(
+    cx: &mut Context,
+    store: &mut Store,
+    image: &LoopImage,
+    fe: &str,
+    be: &str,
+    results: &mut Results,
+) -> Outcome {
+    let (vdev, dev) = LINUX;
+    write_vbd_nodes(store, image, fe, be, vdev, dev, "w")?;
+    store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
+    load_frontend("xen-blkfront")?;
+    store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)?;
+    let path = format!("/dev/{dev}");
+    wait_path(&path, STATE_TIMEOUT)?;
+    store.expect_state("frontend", fe, XenbusState::Connected, STATE_TIMEOUT)?;
+    let node = |store: &mut Store, key: &str| -> String {
+        store
+            .read(&format!("{fe}/{key}"))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "-".into())
+    };
+    let param = |name: &str| {
+        std::fs::read_to_string(format!("/sys/module/xen_blkfront/parameters/{name}"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "-".into())
+    };
+    cx.log(format!(
+        "linux: ring-page-order {}, multi-queue-num-queues {}, feature-persistent {}, \
+         max_indirect_segments {}, scheduler {}",
+        node(store, "ring-page-order"),
+        node(store, "multi-queue-num-queues"),
+        node(store, "feature-persistent"),
+        param("max_indirect_segments"),
+        std::fs::read_to_string(format!("/sys/block/{dev}/queue/scheduler"))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "-".into())
+    ));
+
+    let disk = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(&path)
+        .context(format!("open {path} with O_DIRECT"))?;
+    let mut aio = Aio::new(MAX_QD, MAX_BS).context("set up AIO")?;
+    let mut model = Model::new();
+    linux_cell(&disk, &mut aio, WARM, 100, WARM_UP, &mut model)?;
+    for (i, c) in CELLS.iter().enumerate() {
+        let before = BlockStat::read(dev)?;
+        let m = linux_cell(&disk, &mut aio, *c, i, CELL_TIME, &mut model)?;
+        let stat = BlockStat::read(dev)?.since(before);
+        cx.log(format!(
+            "linux {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {stat:?}",
+            c.label,
+            c.qd,
+            m.ops,
+            m.iops(),
+            m.mbps(),
+            m.verified
+        ));
+        results.linux.push((m, stat));
+    }
+    drop(aio);
+    disk.sync_all().context(format!("fsync {path} (flush)"))?;
+    drop(disk);
+    let checked = model.check_file(image)?;
+    cx.log(format!(
+        "linux: flushed; {} KiB of the image file match the model",
+        checked / 1024
+    ));
+    Ok(())
+}
+
+fn linux_cell(
+    disk: &File,
+    aio: &mut Aio,
+    cell: Cell,
+    index: usize,
+    time: Duration,
+    model: &mut Model,
+) -> Result<Measured, Failure> {
+    let id = index as u8 + 1;
+    let mut offsets = Offsets::new(index, cell);
+    let mut flights: Vec<Option<(u64, u64)>> = vec![None; cell.qd];
+    let mut m = Measured::default();
+    let mut next = 0u64;
+    let mut start = |aio: &mut Aio,
+                     flights: &mut [Option<(u64, u64)>],
+                     s: usize,
+                     model: &mut Model|
+     -> Result<AioRequest, Failure> {
+        let offset = offsets.next();
+        if cell.write {
+            let buf = aio
+                .buffer_mut(s)
+                .ok_or_else(|| Failure(format!("AIO slot {s} is busy")))?;
+            fill(&mut buf[..cell.bs], id, offset / 512);
+            model.record(offset, cell.bs, id);
+        }
+        flights[s] = Some((next, offset));
+        next += 1;
+        Ok(AioRequest {
+            slot: s,
+            write: cell.write,
+            offset,
+            len: cell.bs,
+        })
+    };
+    let started = Instant::now();
+    let deadline = started + time;
+    let mut requests = Vec::with_capacity(cell.qd);
+    for s in 0..cell.qd {
+        requests.push(start(aio, &mut flights, s, model)?);
+    }
+    aio.submit(disk.as_fd(), &requests).context("io_submit")?;
+    let mut done: Vec<AioCompletion> = Vec::with_capacity(cell.qd);
+    while aio.in_flight() > 0 {
+        done.clear();
+        let n = aio.reap(1, IO_TIMEOUT, &mut done).context("io_getevents")?;
+        ensure(n > 0, || {
+            format!("no AIO completion within {} s", IO_TIMEOUT.as_secs())
+        })?;
+        requests.clear();
+        for c in &done {
+            let (n, offset) = flights
+                .get_mut(c.slot)
+                .and_then(Option::take)
+                .ok_or_else(|| Failure(format!("an AIO completion for no request: {c:?}")))?;
+            ensure(c.res == cell.bs as i64, || {
+                format!(
+                    "linux, {} request {n} at offset {offset}: result {}",
+                    cell.label, c.res
+                )
+            })?;
+            m.ops += 1;
+            m.bytes += cell.bs as u64;
+            if !cell.write && n % VERIFY_EVERY == 0 {
+                let buf = aio
+                    .buffer(c.slot)
+                    .ok_or_else(|| Failure(format!("AIO slot {} is busy", c.slot)))?;
+                model
+                    .check(offset, &buf[..cell.bs])
+                    .map_err(|e| Failure(format!("linux, {}: {e}", cell.label)))?;
+                m.verified += 1;
+            }
+            if Instant::now() < deadline {
+                requests.push(start(aio, &mut flights, c.slot, model)?);
+            }
+        }
+        if !requests.is_empty() {
+            aio.submit(disk.as_fd(), &requests).context("io_submit")?;
+        }
+    }
+    m.secs = started.elapsed().as_secs_f64();
+    Ok(m)
+}
+
+/// The table, the profile and the figures.
+fn report(cx: &mut Context, results: &Results) {
+    cx.report(format!(
+        "ours = xenvbd-core (SCSI READ/WRITE(10) -> blkif engine, dom0 process); linux = \
+         xen-blkfront /dev/{} (O_DIRECT, native AIO); xen-blkback on a tmpfs loop device; {} s \
+         per cell",
+        LINUX.1,
+        CELL_TIME.as_secs()
+    ));
+    cx.report(format!(
+        "{:<14} {:>4} {:>10} {:>9} {:>11} {:>10} {:>11}",
+        "workload", "QD", "ours IOPS", "ours MB/s", "linux IOPS", "linux MB/s", "ours/linux"
+    ));
+    let mut log_sum = 0.0;
+    let mut rows = 0;
+    for (c, ((o, _), (l, _))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
+        let ratio = o.iops() / l.iops().max(1e-9);
+        if ratio > 0.0 {
+            log_sum += ratio.ln();
+            rows += 1;
+        }
+        cx.report(format!(
+            "{:<14} {:>4} {:>10.0} {:>9.2} {:>11.0} {:>10.2} {:>11.2}",
+            c.label,
+            c.qd,
+            o.iops(),
+            o.mbps(),
+            l.iops(),
+            l.mbps(),
+            ratio
+        ));
+        let name = format!("{} qd{}", c.label, c.qd);
+        cx.figure(&format!("{name} ours"), o.iops(), "IOPS");
+        cx.figure(&format!("{name} linux"), l.iops(), "IOPS");
+        cx.figure(&format!("{name} ours/linux"), ratio, "x");
+    }
+    let geomean = if rows > 0 {
+        (log_sum / f64::from(rows)).exp()
+    } else {
+        0.0
+    };
+    cx.report(format!("{:<14} {:>4} {:>65.2}", "geomean", "", geomean));
+    cx.figure("geomean ours/linux", geomean, "x");
+
+    cx.report("");
+    cx.report(format!(
+        "{:<14} {:>4} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} | {:>9}",
+        "per op",
+        "QD",
+        "ring req",
+        "indirect",
+        "notify",
+        "waits",
+        "engine us",
+        "wait us",
+        "data us",
+        "linux req"
+    ));
+    for (c, ((o, p), (l, s))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
+        let ops = o.ops.max(1) as f64;
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / ops;
+        cx.report(format!(
+            "{:<14} {:>4} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>8.1} {:>8.1} | {:>9.2}",
+            c.label,
+            c.qd,
+            p.counters.ring_requests as f64 / ops,
+            p.counters.indirect_requests as f64 / ops,
+            p.notifies as f64 / ops,
+            p.blocks as f64 / ops,
+            per(p.engine),
+            per(p.waiting),
+            per(p.data),
+            (s.reads + s.writes) as f64 / l.ops.max(1) as f64
+        ));
+    }
+}
