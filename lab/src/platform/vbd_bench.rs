@@ -10,13 +10,15 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::time::{Duration, Instant};
 
 use xen_abi::types::{DomId, GrantRef};
 use xenpci_core::grant_table::{GrantError, Revocation};
-use xenvbd_core::blkif::{Blkif, EngineConfig, FrontendParams, Grants, Io};
+use xenvbd_core::blkif::{Blkif, EngineConfig, Events, FrontendParams, Grants, Io, LogEvent};
 
+use super::evtchn::{EventChannels, Port};
 use super::pool::PagePool;
-use super::vbd::{EvtchnEvents, PoolMemory, RING_PAGES};
+use super::vbd::{PoolMemory, RING_PAGES};
 
 /// Operations queued or in flight: the deepest queue the benchmark drives.
 pub const BENCH_JOBS: usize = 32;
@@ -103,6 +105,53 @@ impl Grants for IndexedGrants<'_, '_> {
     }
 }
 
+/// [`Events`] over an event channel bound with `/dev/xen/evtchn`, timing its notifications
+/// (an `ioctl` from dom0 userspace, a hypercall from a guest kernel).
+#[derive(Debug)]
+pub struct TimedEvents<'e> {
+    /// The device (also used to wait for the backend's events).
+    pub events: &'e mut EventChannels,
+    /// The queue's port.
+    pub port: Port,
+    /// Notifications sent.
+    pub notifies: u64,
+    /// Time spent sending them.
+    pub notify_time: Duration,
+    /// The first notification that failed.
+    pub notify_error: Option<io::Error>,
+    /// What the engine logged.
+    pub log: Vec<LogEvent>,
+}
+
+impl<'e> TimedEvents<'e> {
+    /// Events on `port`.
+    pub fn new(events: &'e mut EventChannels, port: Port) -> Self {
+        Self {
+            events,
+            port,
+            notifies: 0,
+            notify_time: Duration::ZERO,
+            notify_error: None,
+            log: Vec::new(),
+        }
+    }
+}
+
+impl Events for TimedEvents<'_> {
+    fn notify(&mut self) {
+        let started = Instant::now();
+        self.notifies += 1;
+        if let Err(e) = self.events.notify(self.port) {
+            self.notify_error.get_or_insert(e);
+        }
+        self.notify_time += started.elapsed();
+    }
+
+    fn log(&mut self, event: LogEvent) {
+        self.log.push(event);
+    }
+}
+
 /// [`BenchEngine`] over the pool and one event channel.
 #[derive(Debug)]
 pub struct BenchFront<'a, 'g, 'e> {
@@ -112,14 +161,14 @@ pub struct BenchFront<'a, 'g, 'e> {
     /// Its grants.
     pub grants: IndexedGrants<'a, 'g>,
     /// Its event channel and log.
-    pub events: EvtchnEvents<'e>,
+    pub events: TimedEvents<'e>,
     /// Its guest memory.
     pub memory: PoolMemory<'a, 'g>,
 }
 
 impl<'a, 'g, 'e> BenchFront<'a, 'g, 'e> {
     /// An engine for device `handle` whose pages are `pool`'s (at least [`BENCH_DATA_START`]).
-    pub fn new(pool: &'a PagePool<'g>, events: EvtchnEvents<'e>, handle: u16) -> io::Result<Self> {
+    pub fn new(pool: &'a PagePool<'g>, events: TimedEvents<'e>, handle: u16) -> io::Result<Self> {
         if pool.len() < BENCH_DATA_START {
             return Err(io::Error::other(format!(
                 "a pool of {} pages, the engine needs {BENCH_DATA_START}",
@@ -157,7 +206,7 @@ impl<'a, 'g, 'e> BenchFront<'a, 'g, 'e> {
         &mut self,
         f: impl FnOnce(
             &mut BenchEngine,
-            &mut Io<'_, IndexedGrants<'a, 'g>, EvtchnEvents<'e>, PoolMemory<'a, 'g>>,
+            &mut Io<'_, IndexedGrants<'a, 'g>, TimedEvents<'e>, PoolMemory<'a, 'g>>,
         ) -> R,
     ) -> R {
         let mut io = Io::new(&mut self.grants, &mut self.events, &mut self.memory);

@@ -41,8 +41,7 @@ use crate::platform::aio::{Aio, AioCompletion, AioRequest};
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::pool::PagePool;
-use crate::platform::vbd::EvtchnEvents;
-use crate::platform::vbd_bench::{BenchFront, BENCH_DATA_START, BENCH_JOBS};
+use crate::platform::vbd_bench::{BenchFront, TimedEvents, BENCH_DATA_START, BENCH_JOBS};
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
 
 /// The scenario (not in the default set).
@@ -291,13 +290,19 @@ impl Measured {
 struct Profile {
     counters: Counters,
     notifies: u64,
-    /// Calls of the engine's `poll`.
+    /// Calls of the engine's `poll`, and those that completed nothing.
     polls: u64,
+    empty_polls: u64,
     /// Waits on the event channel (the spin found nothing).
     blocks: u64,
-    /// Time in `Disk::submit` + the engine's `submit`, and in its `poll`.
-    engine: Duration,
-    /// Time blocked on the event channel.
+    /// Time in the SCSI layer (`Disk::submit`, completing the command).
+    scsi: Duration,
+    /// Time in the engine's `submit` and `poll`, notifications included.
+    submit: Duration,
+    poll: Duration,
+    /// Time notifying the backend (`IOCTL_EVTCHN_NOTIFY`).
+    notify: Duration,
+    /// Time blocked on the event channel (poll, read, unmask).
     waiting: Duration,
     /// Time filling write buffers and checking read data.
     data: Duration,
@@ -358,7 +363,9 @@ impl Ours<'_, '_, '_, '_> {
             lun: 0,
         };
         let started = Instant::now();
-        let block = match self.disk.submit(&req, &mut self.front.memory) {
+        let action = self.disk.submit(&req, &mut self.front.memory);
+        self.profile.scsi += started.elapsed();
+        let block = match action {
             Action::Complete(c) => {
                 return Err(Failure(format!(
                     "command {:#04x} completed without the backend: {c:?}",
@@ -380,10 +387,11 @@ impl Ours<'_, '_, '_, '_> {
             _ => &[],
         };
         let done = &mut self.done;
+        let started = Instant::now();
         self.front
             .with_io(|engine, io| engine.submit(Tag(tag), op, data, io, |c| done.push(c)))
             .map_err(|e| Failure(format!("the engine refused {op:?}: {e:?}")))?;
-        self.profile.engine += started.elapsed();
+        self.profile.submit += started.elapsed();
         Ok((op, block.pending()))
     }
 
@@ -397,7 +405,7 @@ impl Ours<'_, '_, '_, '_> {
             let polled = self
                 .front
                 .with_io(|engine, io| engine.poll(io, |c| done.push(c)));
-            self.profile.engine += started.elapsed();
+            self.profile.poll += started.elapsed();
             self.profile.polls += 1;
             polled.map_err(|e| Failure(format!("the engine stopped: {e}")))?;
             if let Some(e) = self.front.events.notify_error.take() {
@@ -406,6 +414,7 @@ impl Ours<'_, '_, '_, '_> {
             if !self.done.is_empty() {
                 return Ok(());
             }
+            self.profile.empty_polls += 1;
             if Instant::now() < spin_until {
                 std::hint::spin_loop();
                 continue;
@@ -484,6 +493,7 @@ impl Ours<'_, '_, '_, '_> {
         self.profile = Profile::default();
         let counters = self.front.engine.counters();
         let notifies = self.front.events.notifies;
+        let notify_time = self.front.events.notify_time;
         let started = Instant::now();
         let deadline = started + time;
         let mut n = 0;
@@ -504,7 +514,9 @@ impl Ours<'_, '_, '_, '_> {
                     .and_then(Option::take)
                     .ok_or_else(|| Failure(format!("a completion for no request: {c:?}")))?;
                 busy -= 1;
+                let scsi = Instant::now();
                 let sc = f.pending.complete(BlockOutcome::from_blkif(&f.op, c));
+                self.profile.scsi += scsi.elapsed();
                 ensure(
                     c.tag.0 >> 8 == f.n
                         && sc.status == ScsiStatus::Good
@@ -552,6 +564,7 @@ impl Ours<'_, '_, '_, '_> {
             ..k
         };
         self.profile.notifies = self.front.events.notifies - notifies;
+        self.profile.notify = self.front.events.notify_time.saturating_sub(notify_time);
         ensure(self.profile.counters.errors == 0, || {
             format!("ours, {}: engine counters {k:?}", cell.label)
         })?;
@@ -562,8 +575,8 @@ impl Ours<'_, '_, '_, '_> {
 /// Results of both sides.
 #[derive(Debug, Default)]
 struct Results {
-    ours: Vec<(Measured, Profile)>,
-    linux: Vec<(Measured, BlockStat)>,
+    ours: Vec<(Measured, Profile, Below)>,
+    linux: Vec<(Measured, Below)>,
 }
 
 fn run(cx: &mut Context) -> Outcome {
@@ -651,7 +664,7 @@ fn ours_session(
         .bind_unbound(0)
         .context("allocate an event channel")?;
     let outcome = {
-        let mut front = BenchFront::new(&pool, EvtchnEvents::new(&mut events, port), vdev as u16)
+        let mut front = BenchFront::new(&pool, TimedEvents::new(&mut events, port), vdev as u16)
             .context("build the engine")?;
         let result = ours_drive(cx, store, image, fe, be, params, &mut front, results);
         front.with_io(|engine, io| engine.disconnect(io));
@@ -757,9 +770,11 @@ fn ours_drive(
     let mut model = Model::new();
     ours.run_cell(WARM, 100, WARM_UP, &mut model)?;
     for (i, c) in CELLS.iter().enumerate() {
+        let before = below(None, OURS.0, image)?;
         let (m, prof) = ours.run_cell(*c, i, CELL_TIME, &mut model)?;
+        let under = below(None, OURS.0, image)?.since(before);
         cx.log(format!(
-            "ours  {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {prof:?}",
+            "ours  {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {prof:?}; {under:?}",
             c.label,
             c.qd,
             m.ops,
@@ -767,7 +782,7 @@ fn ours_drive(
             m.mbps(),
             m.verified
         ));
-        results.ours.push((m, prof));
+        results.ours.push((m, prof, under));
     }
     ours.command(
         1,
@@ -794,8 +809,10 @@ fn ours_drive(
 struct BlockStat {
     reads: u64,
     read_merges: u64,
+    read_ms: u64,
     writes: u64,
     write_merges: u64,
+    write_ms: u64,
 }
 
 impl BlockStat {
@@ -806,12 +823,14 @@ impl BlockStat {
             .split_whitespace()
             .map(|f| f.parse().unwrap_or(0))
             .collect();
-        ensure(v.len() >= 6, || format!("{path}: '{}'", text.trim()))?;
+        ensure(v.len() >= 8, || format!("{path}: '{}'", text.trim()))?;
         Ok(Self {
             reads: v[0],
             read_merges: v[1],
+            read_ms: v[3],
             writes: v[4],
             write_merges: v[5],
+            write_ms: v[7],
         })
     }
 
@@ -819,10 +838,113 @@ impl BlockStat {
         Self {
             reads: self.reads.saturating_sub(before.reads),
             read_merges: self.read_merges.saturating_sub(before.read_merges),
+            read_ms: self.read_ms.saturating_sub(before.read_ms),
             writes: self.writes.saturating_sub(before.writes),
             write_merges: self.write_merges.saturating_sub(before.write_merges),
+            write_ms: self.write_ms.saturating_sub(before.write_ms),
         }
     }
+
+    /// Requests completed.
+    fn requests(&self) -> u64 {
+        self.reads + self.writes
+    }
+
+    /// Mean time a request spent in the device, in milliseconds.
+    fn ms_per_request(&self) -> f64 {
+        (self.read_ms + self.write_ms) as f64 / self.requests().max(1) as f64
+    }
+}
+
+/// blkback's counters of a VBD (`/sys/bus/xen-backend/devices/vbd-0-<vdev>/statistics`).
+#[derive(Clone, Copy, Debug, Default)]
+struct BackendStat {
+    rd_req: u64,
+    wr_req: u64,
+    oo_req: u64,
+}
+
+impl BackendStat {
+    fn read(vdev: u32) -> Self {
+        let get = |name: &str| {
+            std::fs::read_to_string(format!(
+                "/sys/bus/xen-backend/devices/vbd-0-{vdev}/statistics/{name}"
+            ))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0)
+        };
+        Self {
+            rd_req: get("rd_req"),
+            wr_req: get("wr_req"),
+            oo_req: get("oo_req"),
+        }
+    }
+
+    fn since(self, before: Self) -> Self {
+        Self {
+            rd_req: self.rd_req.saturating_sub(before.rd_req),
+            wr_req: self.wr_req.saturating_sub(before.wr_req),
+            oo_req: self.oo_req.saturating_sub(before.oo_req),
+        }
+    }
+}
+
+/// What the layers below a frontend saw during a cell: the frontend's block device (Linux
+/// only), blkback, and the loop device.
+#[derive(Clone, Copy, Debug, Default)]
+struct Below {
+    dev: BlockStat,
+    backend: BackendStat,
+    lower: BlockStat,
+}
+
+/// The counters below a frontend now: `dev` its block device if it has one, `vdev` the VBD,
+/// `image` the loop device.
+fn below(dev: Option<&str>, vdev: u32, image: &LoopImage) -> Result<Below, Failure> {
+    Ok(Below {
+        dev: match dev {
+            Some(d) => BlockStat::read(d)?,
+            None => BlockStat::default(),
+        },
+        backend: BackendStat::read(vdev),
+        lower: BlockStat::read(image.device.trim_start_matches("/dev/"))?,
+    })
+}
+
+impl Below {
+    fn since(self, before: Self) -> Self {
+        Self {
+            dev: self.dev.since(before.dev),
+            backend: self.backend.since(before.backend),
+            lower: self.lower.since(before.lower),
+        }
+    }
+}
+
+/// A sysfs file's text, trimmed, or "-".
+fn sys_text(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "-".into())
+}
+
+/// A module's parameters as `name=value`, space-separated.
+fn module_parameters(module: &str) -> String {
+    let dir = format!("/sys/module/{module}/parameters");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|n| format!("{n}={}", sys_text(&format!("{dir}/{n}"))))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn linux_session(
@@ -865,6 +987,12 @@ fn linux_session(
             .unwrap_or_else(|_| "-".into())
     ));
 
+    cx.log(format!(
+        "linux: queue max_sectors_kb {}, nr_requests {}; xen_blkback parameters: {}",
+        sys_text(&format!("/sys/block/{dev}/queue/max_sectors_kb")),
+        sys_text(&format!("/sys/block/{dev}/queue/nr_requests")),
+        module_parameters("xen_blkback")
+    ));
     let disk = OpenOptions::new()
         .read(true)
         .write(true)
@@ -875,9 +1003,9 @@ fn linux_session(
     let mut model = Model::new();
     linux_cell(&disk, &mut aio, WARM, 100, WARM_UP, &mut model)?;
     for (i, c) in CELLS.iter().enumerate() {
-        let before = BlockStat::read(dev)?;
+        let before = below(Some(dev), vdev, image)?;
         let m = linux_cell(&disk, &mut aio, *c, i, CELL_TIME, &mut model)?;
-        let stat = BlockStat::read(dev)?.since(before);
+        let stat = below(Some(dev), vdev, image)?.since(before);
         cx.log(format!(
             "linux {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {stat:?}",
             c.label,
@@ -999,7 +1127,7 @@ fn report(cx: &mut Context, results: &Results) {
     ));
     let mut log_sum = 0.0;
     let mut rows = 0;
-    for (c, ((o, _), (l, _))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
+    for (c, ((o, _, _), (l, _))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
         let ratio = o.iops() / l.iops().max(1e-9);
         if ratio > 0.0 {
             log_sum += ratio.ln();
@@ -1029,34 +1157,84 @@ fn report(cx: &mut Context, results: &Results) {
     cx.figure("geomean ours/linux", geomean, "x");
 
     cx.report("");
+    cx.report(
+        "per op (ours): ring requests, notifications, event-channel waits, then microseconds in \
+         the SCSI layer, engine submit, engine poll (both with notify), notify, blocked on the \
+         event channel, data fill/check; lat = 1/IOPS x QD",
+    );
     cx.report(format!(
-        "{:<14} {:>4} {:>8} {:>8} {:>8} {:>8} {:>9} {:>8} {:>8} | {:>9}",
-        "per op",
+        "{:<14} {:>4} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>8}",
+        "workload",
         "QD",
-        "ring req",
-        "indirect",
+        "ringrq",
         "notify",
         "waits",
-        "engine us",
-        "wait us",
-        "data us",
-        "linux req"
+        "scsi",
+        "submit",
+        "poll",
+        "notify",
+        "blocked",
+        "data",
+        "lat us"
     ));
-    for (c, ((o, p), (l, s))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
+    for (c, (o, p, _)) in CELLS.iter().zip(&results.ours) {
         let ops = o.ops.max(1) as f64;
         let per = |d: Duration| d.as_secs_f64() * 1e6 / ops;
         cx.report(format!(
-            "{:<14} {:>4} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>8.1} {:>8.1} | {:>9.2}",
+            "{:<14} {:>4} {:>6.2} {:>6.2} {:>6.2} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} \
+             {:>8.0}",
             c.label,
             c.qd,
             p.counters.ring_requests as f64 / ops,
-            p.counters.indirect_requests as f64 / ops,
             p.notifies as f64 / ops,
             p.blocks as f64 / ops,
-            per(p.engine),
+            per(p.scsi),
+            per(p.submit),
+            per(p.poll),
+            per(p.notify),
             per(p.waiting),
             per(p.data),
-            (s.reads + s.writes) as f64 / l.ops.max(1) as f64
+            1e6 * c.qd as f64 / o.iops().max(1e-9)
+        ));
+    }
+    cx.report("");
+    cx.report(
+        "below each frontend: blkback requests per op and out-of-requests waits, the loop \
+         device's requests per op and ms per request; Linux's xvd requests per op and ms per \
+         request",
+    );
+    cx.report(format!(
+        "{:<14} {:>4} | {:>7} {:>6} {:>7} {:>7} | {:>7} {:>6} {:>7} {:>7} {:>7} {:>7}",
+        "workload",
+        "QD",
+        "ours bb",
+        "oo",
+        "loop rq",
+        "loop ms",
+        "linux bb",
+        "oo",
+        "loop rq",
+        "loop ms",
+        "xvd rq",
+        "xvd ms"
+    ));
+    for (c, ((o, _, ob), (l, lb))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
+        let (oops, lops) = (o.ops.max(1) as f64, l.ops.max(1) as f64);
+        cx.report(format!(
+            "{:<14} {:>4} | {:>7.2} {:>6} {:>7.2} {:>7.2} | {:>8.2} {:>6} {:>7.2} {:>7.2} {:>7.2} \
+             {:>7.2}",
+            c.label,
+            c.qd,
+            (ob.backend.rd_req + ob.backend.wr_req) as f64 / oops,
+            ob.backend.oo_req,
+            ob.lower.requests() as f64 / oops,
+            ob.lower.ms_per_request(),
+            (lb.backend.rd_req + lb.backend.wr_req) as f64 / lops,
+            lb.backend.oo_req,
+            lb.lower.requests() as f64 / lops,
+            lb.lower.ms_per_request(),
+            lb.dev.requests() as f64 / lops,
+            lb.dev.ms_per_request()
         ));
     }
 }
