@@ -62,8 +62,11 @@ const OURS: (u32, &str) = (51808, "xvdg");
 const LINUX: (u32, &str) = (51824, "xvdh");
 /// The size of each image.
 const IMAGE_BYTES: u64 = 64 << 20;
-/// How long each cell runs (then the requests in flight are drained).
-const CELL_TIME: Duration = Duration::from_secs(3);
+/// Rounds per cell and side, ours and Linux's alternating (ours first in rounds 0 and 3,
+/// Linux's in 1 and 2), so that both see the same load on the machine.
+const ROUNDS: usize = 4;
+/// How long each round runs (then the requests in flight are drained).
+const ROUND_TIME: Duration = Duration::from_millis(750);
 /// How long the warm-up runs (64 KiB sequential reads at the deepest queue, not measured).
 const WARM_UP: Duration = Duration::from_millis(500);
 /// The deepest queue.
@@ -84,6 +87,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 const STATE_TIMEOUT: Duration = Duration::from_secs(20);
 /// The offset generator's seed (each cell adds its index).
 const RNG_SEED: u64 = 0x7ab1_e5ee_d000_0001;
+/// Whether a new device on the frontend bus is bound to its driver at once.
+const AUTOPROBE: &str = "/sys/bus/xen/drivers_autoprobe";
 /// gntalloc's module parameter capping the pages it grants.
 const GNTALLOC_LIMIT: &str = "/sys/module/xen_gntalloc/parameters/limit";
 
@@ -156,6 +161,29 @@ impl Offsets {
             self.next += 1;
             at
         }
+    }
+}
+
+/// Where a side is in a cell's request sequence, kept across rounds.
+#[derive(Debug)]
+struct Stream {
+    offsets: Offsets,
+    n: u64,
+}
+
+impl Stream {
+    fn new(index: usize, cell: Cell) -> Self {
+        Self {
+            offsets: Offsets::new(index, cell),
+            n: 0,
+        }
+    }
+
+    /// The next request's number and offset.
+    fn next(&mut self) -> (u64, u64) {
+        let n = self.n;
+        self.n += 1;
+        (n, self.offsets.next())
     }
 }
 
@@ -276,6 +304,13 @@ struct Measured {
 }
 
 impl Measured {
+    fn add(&mut self, o: Self) {
+        self.ops += o.ops;
+        self.bytes += o.bytes;
+        self.secs += o.secs;
+        self.verified += o.verified;
+    }
+
     fn iops(&self) -> f64 {
         self.ops as f64 / self.secs.max(1e-9)
     }
@@ -306,6 +341,29 @@ struct Profile {
     waiting: Duration,
     /// Time filling write buffers and checking read data.
     data: Duration,
+}
+
+impl Profile {
+    fn add(&mut self, o: Self) {
+        let (a, b) = (&mut self.counters, o.counters);
+        a.requests += b.requests;
+        a.ring_requests += b.ring_requests;
+        a.segments += b.segments;
+        a.bounced_segments += b.bounced_segments;
+        a.indirect_requests += b.indirect_requests;
+        a.persistent_hits += b.persistent_hits;
+        a.errors += b.errors;
+        self.notifies += o.notifies;
+        self.polls += o.polls;
+        self.empty_polls += o.empty_polls;
+        self.blocks += o.blocks;
+        self.scsi += o.scsi;
+        self.submit += o.submit;
+        self.poll += o.poll;
+        self.notify += o.notify;
+        self.waiting += o.waiting;
+        self.data += o.data;
+    }
 }
 
 /// A request of ours in flight.
@@ -478,16 +536,15 @@ impl Ours<'_, '_, '_, '_> {
         })
     }
 
-    /// Runs `cell` for `time`.
+    /// Runs `cell` (written data tagged `id`) for `time`, continuing `stream`.
     fn run_cell(
         &mut self,
         cell: Cell,
-        index: usize,
+        id: u8,
+        stream: &mut Stream,
         time: Duration,
         model: &mut Model,
     ) -> Result<(Measured, Profile), Failure> {
-        let id = index as u8 + 1;
-        let mut offsets = Offsets::new(index, cell);
         let mut flights: Vec<Option<Flight>> = vec![None; cell.qd];
         let mut m = Measured::default();
         self.profile = Profile::default();
@@ -496,10 +553,9 @@ impl Ours<'_, '_, '_, '_> {
         let notify_time = self.front.events.notify_time;
         let started = Instant::now();
         let deadline = started + time;
-        let mut n = 0;
         for (s, flight) in flights.iter_mut().enumerate() {
-            *flight = Some(self.start(cell, id, s, n, offsets.next(), model)?);
-            n += 1;
+            let (n, offset) = stream.next();
+            *flight = Some(self.start(cell, id, s, n, offset, model)?);
         }
         let mut busy = cell.qd;
         while busy > 0 {
@@ -543,8 +599,8 @@ impl Ours<'_, '_, '_, '_> {
                     self.profile.data += checked.elapsed();
                 }
                 if Instant::now() < deadline {
-                    flights[s] = Some(self.start(cell, id, s, n, offsets.next(), model)?);
-                    n += 1;
+                    let (n, offset) = stream.next();
+                    flights[s] = Some(self.start(cell, id, s, n, offset, model)?);
                     busy += 1;
                 }
             }
@@ -585,40 +641,58 @@ fn run(cx: &mut Context) -> Outcome {
         "xen-blkfront is already loaded: it would grab our VBD".into()
     })?;
     let mut store = Store::open()?;
+    let (ofe, obe) = device_dirs("vbd", OURS.0);
+    let (lfe, lbe) = device_dirs("vbd", LINUX.0);
+    remove_device(&mut store, &ofe, &obe)?;
+    remove_device(&mut store, &lfe, &lbe)?;
+    let ours_image = make_image("vbd-bench-ours")?;
+    let linux_image = make_image("vbd-bench-linux")?;
+    let limit = raise_gntalloc_limit(cx)?;
+    let autoprobe = sys_text(AUTOPROBE);
     let mut results = Results::default();
 
-    let limit = raise_gntalloc_limit(cx)?;
-    let (fe, be) = device_dirs("vbd", OURS.0);
-    remove_device(&mut store, &fe, &be)?;
-    let ours = make_image("vbd-bench-ours")
-        .and_then(|image| ours_session(cx, &mut store, &image, &fe, &be, &mut results));
-    let removed = remove_device(&mut store, &fe, &be);
-    let restored = match limit {
-        Some(old) => {
-            std::fs::write(GNTALLOC_LIMIT, old).context(format!("restore {GNTALLOC_LIMIT}"))
-        }
-        None => Ok(()),
-    };
-    ours.and(removed).and(restored)?;
+    let outcome = (|| {
+        let mut linux = linux_connect(cx, &mut store, &linux_image, &lfe, &lbe)?;
+        // xen-blkfront is loaded and bound to its device: keep it from binding ours.
+        std::fs::write(AUTOPROBE, "0").context(format!("write 0 to {AUTOPROBE}"))?;
+        let ours = ours_session(
+            cx,
+            &mut store,
+            &ours_image,
+            &ofe,
+            &obe,
+            &mut linux,
+            &mut results,
+        );
+        let removed = remove_device(&mut store, &ofe, &obe);
+        ours.and(removed)?;
+        linux.finish(cx)
+    })();
 
-    let (fe, be) = device_dirs("vbd", LINUX.0);
-    remove_device(&mut store, &fe, &be)?;
-    let linux = make_image("vbd-bench-linux")
-        .and_then(|image| linux_session(cx, &mut store, &image, &fe, &be, &mut results));
     let unloaded = if module_loaded("xen-blkfront") {
         unload_frontend(
             cx,
             &mut store,
             "xen-blkfront",
             &format!("vbd-{}", LINUX.0),
-            &be,
+            &lbe,
         )
     } else {
         Ok(())
     };
-    let removed = remove_device(&mut store, &fe, &be);
-    linux.and(unloaded).and(removed)?;
-
+    let removed = remove_device(&mut store, &ofe, &obe).and(remove_device(&mut store, &lfe, &lbe));
+    let restored = match limit {
+        Some(old) => {
+            std::fs::write(GNTALLOC_LIMIT, old).context(format!("restore {GNTALLOC_LIMIT}"))
+        }
+        None => Ok(()),
+    }
+    .and(if autoprobe == "-" {
+        Ok(())
+    } else {
+        std::fs::write(AUTOPROBE, &autoprobe).context(format!("restore {AUTOPROBE}"))
+    });
+    outcome.and(unloaded).and(removed).and(restored)?;
     report(cx, &results);
     Ok(())
 }
@@ -648,6 +722,7 @@ fn ours_session(
     image: &LoopImage,
     fe: &str,
     be: &str,
+    linux: &mut LinuxSide<'_>,
     results: &mut Results,
 ) -> Outcome {
     let (vdev, dev) = OURS;
@@ -666,7 +741,7 @@ fn ours_session(
     let outcome = {
         let mut front = BenchFront::new(&pool, TimedEvents::new(&mut events, port), vdev as u16)
             .context("build the engine")?;
-        let result = ours_drive(cx, store, image, fe, be, params, &mut front, results);
+        let result = ours_drive(cx, store, image, fe, be, params, &mut front, linux, results);
         front.with_io(|engine, io| engine.disconnect(io));
         let outstanding = front.grants.outstanding();
         result.and(ensure(outstanding == 0, || {
@@ -687,6 +762,7 @@ fn ours_drive(
     be: &str,
     params: FrontendParams,
     front: &mut BenchFront<'_, '_, '_>,
+    linux: &mut LinuxSide<'_>,
     results: &mut Results,
 ) -> Outcome {
     front.attach_ring(params).context("attach the ring")?;
@@ -767,22 +843,51 @@ fn ours_drive(
         done: Vec::with_capacity(BENCH_JOBS),
         profile: Profile::default(),
     };
+    let driver = format!("/sys/bus/xen/devices/vbd-{}/driver", OURS.0);
+    ensure(!std::path::Path::new(&driver).exists(), || {
+        format!("a Linux driver was bound to our VBD ({driver})")
+    })?;
     let mut model = Model::new();
-    ours.run_cell(WARM, 100, WARM_UP, &mut model)?;
+    ours.run_cell(WARM, 100, &mut Stream::new(100, WARM), WARM_UP, &mut model)?;
+    linux.run_cell(WARM, 100, &mut Stream::new(100, WARM), WARM_UP)?;
     for (i, c) in CELLS.iter().enumerate() {
-        let before = below(None, OURS.0, image)?;
-        let (m, prof) = ours.run_cell(*c, i, CELL_TIME, &mut model)?;
-        let under = below(None, OURS.0, image)?.since(before);
-        cx.log(format!(
-            "ours  {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {prof:?}; {under:?}",
-            c.label,
-            c.qd,
-            m.ops,
-            m.iops(),
-            m.mbps(),
-            m.verified
-        ));
-        results.ours.push((m, prof, under));
+        let id = i as u8 + 1;
+        let (mut os, mut ls) = (Stream::new(i, *c), Stream::new(i, *c));
+        let mut o = (Measured::default(), Profile::default(), Below::default());
+        let mut l = (Measured::default(), Below::default());
+        for round in 0..ROUNDS {
+            for linux_turn in [false, true] {
+                // Ours first in rounds 0 and 3, Linux's first in 1 and 2.
+                if linux_turn == (round == 0 || round == 3) {
+                    let (m, under) = linux.run_cell(*c, id, &mut ls, ROUND_TIME)?;
+                    l.0.add(m);
+                    l.1.add(under);
+                } else {
+                    let before = below(None, OURS.0, image)?;
+                    let (m, prof) = ours.run_cell(*c, id, &mut os, ROUND_TIME, &mut model)?;
+                    let under = below(None, OURS.0, image)?.since(before);
+                    o.0.add(m);
+                    o.1.add(prof);
+                    o.2.add(under);
+                }
+            }
+        }
+        for (who, m) in [("ours ", o.0), ("linux", l.0)] {
+            cx.log(format!(
+                "{who} {} QD{}: {} ops in {:.2} s, {:.0} IOPS, {:.2} MB/s, {} reads checked",
+                c.label,
+                c.qd,
+                m.ops,
+                m.secs,
+                m.iops(),
+                m.mbps(),
+                m.verified
+            ));
+        }
+        cx.log(format!("ours  {:?}; {:?}", o.1, o.2));
+        cx.log(format!("linux {:?}", l.1));
+        results.ours.push(o);
+        results.linux.push(l);
     }
     ours.command(
         1,
@@ -913,6 +1018,20 @@ fn below(dev: Option<&str>, vdev: u32, image: &LoopImage) -> Result<Below, Failu
 }
 
 impl Below {
+    fn add(&mut self, o: Self) {
+        for (a, b) in [(&mut self.dev, o.dev), (&mut self.lower, o.lower)] {
+            a.reads += b.reads;
+            a.read_merges += b.read_merges;
+            a.read_ms += b.read_ms;
+            a.writes += b.writes;
+            a.write_merges += b.write_merges;
+            a.write_ms += b.write_ms;
+        }
+        self.backend.rd_req += o.backend.rd_req;
+        self.backend.wr_req += o.backend.wr_req;
+        self.backend.oo_req += o.backend.oo_req;
+    }
+
     fn since(self, before: Self) -> Self {
         Self {
             dev: self.dev.since(before.dev),
@@ -947,14 +1066,24 @@ fn module_parameters(module: &str) -> String {
         .join(" ")
 }
 
-fn linux_session(
+/// Linux's side: xen-blkfront's disk opened with `O_DIRECT`, an AIO context, and the model of
+/// its image.
+struct LinuxSide<'i> {
+    image: &'i LoopImage,
+    path: String,
+    disk: File,
+    aio: Aio,
+    model: Model,
+}
+
+/// Attaches Linux's VBD and loads xen-blkfront, which connects it.
+fn linux_connect<'i>(
     cx: &mut Context,
     store: &mut Store,
-    image: &LoopImage,
+    image: &'i LoopImage,
     fe: &str,
     be: &str,
-    results: &mut Results,
-) -> Outcome {
+) -> Result<LinuxSide<'i>, Failure> {
     let (vdev, dev) = LINUX;
     write_vbd_nodes(store, image, fe, be, vdev, dev, "w")?;
     store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
@@ -963,34 +1092,26 @@ fn linux_session(
     let path = format!("/dev/{dev}");
     wait_path(&path, STATE_TIMEOUT)?;
     store.expect_state("frontend", fe, XenbusState::Connected, STATE_TIMEOUT)?;
-    let node = |store: &mut Store, key: &str| -> String {
+    let mut node = |key: &str| -> String {
         store
             .read(&format!("{fe}/{key}"))
             .ok()
             .flatten()
             .unwrap_or_else(|| "-".into())
     };
-    let param = |name: &str| {
-        std::fs::read_to_string(format!("/sys/module/xen_blkfront/parameters/{name}"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "-".into())
-    };
     cx.log(format!(
-        "linux: ring-page-order {}, multi-queue-num-queues {}, feature-persistent {}, \
-         max_indirect_segments {}, scheduler {}",
-        node(store, "ring-page-order"),
-        node(store, "multi-queue-num-queues"),
-        node(store, "feature-persistent"),
-        param("max_indirect_segments"),
-        std::fs::read_to_string(format!("/sys/block/{dev}/queue/scheduler"))
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_else(|_| "-".into())
-    ));
-
-    cx.log(format!(
-        "linux: queue max_sectors_kb {}, nr_requests {}; xen_blkback parameters: {}",
+        "linux: ring-page-order {}, multi-queue-num-queues {}, feature-persistent {}; \
+         xen_blkfront parameters: {}; scheduler {}, max_sectors_kb {}, nr_requests {}",
+        node("ring-page-order"),
+        node("multi-queue-num-queues"),
+        node("feature-persistent"),
+        module_parameters("xen_blkfront"),
+        sys_text(&format!("/sys/block/{dev}/queue/scheduler")),
         sys_text(&format!("/sys/block/{dev}/queue/max_sectors_kb")),
         sys_text(&format!("/sys/block/{dev}/queue/nr_requests")),
+    ));
+    cx.log(format!(
+        "xen_blkback parameters: {}",
         module_parameters("xen_blkback")
     ));
     let disk = OpenOptions::new()
@@ -999,127 +1120,151 @@ fn linux_session(
         .custom_flags(libc::O_DIRECT)
         .open(&path)
         .context(format!("open {path} with O_DIRECT"))?;
-    let mut aio = Aio::new(MAX_QD, MAX_BS).context("set up AIO")?;
-    let mut model = Model::new();
-    linux_cell(&disk, &mut aio, WARM, 100, WARM_UP, &mut model)?;
-    for (i, c) in CELLS.iter().enumerate() {
-        let before = below(Some(dev), vdev, image)?;
-        let m = linux_cell(&disk, &mut aio, *c, i, CELL_TIME, &mut model)?;
-        let stat = below(Some(dev), vdev, image)?.since(before);
-        cx.log(format!(
-            "linux {} QD{}: {} ops, {:.0} IOPS, {:.2} MB/s, {} reads checked; {stat:?}",
-            c.label,
-            c.qd,
-            m.ops,
-            m.iops(),
-            m.mbps(),
-            m.verified
-        ));
-        results.linux.push((m, stat));
-    }
-    drop(aio);
-    disk.sync_all().context(format!("fsync {path} (flush)"))?;
-    drop(disk);
-    let checked = model.check_file(image)?;
-    cx.log(format!(
-        "linux: flushed; {} KiB of the image file match the model",
-        checked / 1024
-    ));
-    Ok(())
+    Ok(LinuxSide {
+        image,
+        path,
+        disk,
+        aio: Aio::new(MAX_QD, MAX_BS).context("set up AIO")?,
+        model: Model::new(),
+    })
 }
 
-fn linux_cell(
-    disk: &File,
-    aio: &mut Aio,
-    cell: Cell,
-    index: usize,
-    time: Duration,
-    model: &mut Model,
-) -> Result<Measured, Failure> {
-    let id = index as u8 + 1;
-    let mut offsets = Offsets::new(index, cell);
-    let mut flights: Vec<Option<(u64, u64)>> = vec![None; cell.qd];
-    let mut m = Measured::default();
-    let mut next = 0u64;
-    let mut start = |aio: &mut Aio,
-                     flights: &mut [Option<(u64, u64)>],
-                     s: usize,
-                     model: &mut Model|
-     -> Result<AioRequest, Failure> {
-        let offset = offsets.next();
+impl LinuxSide<'_> {
+    /// Runs `cell` (written data tagged `id`) for `time`, continuing `stream`.
+    fn run_cell(
+        &mut self,
+        cell: Cell,
+        id: u8,
+        stream: &mut Stream,
+        time: Duration,
+    ) -> Result<(Measured, Below), Failure> {
+        let before = below(Some(LINUX.1), LINUX.0, self.image)?;
+        let m = self.cell(cell, id, stream, time)?;
+        let under = below(Some(LINUX.1), LINUX.0, self.image)?.since(before);
+        Ok((m, under))
+    }
+
+    fn start(
+        &mut self,
+        cell: Cell,
+        id: u8,
+        s: usize,
+        stream: &mut Stream,
+        flights: &mut [Option<(u64, u64)>],
+    ) -> Result<AioRequest, Failure> {
+        let (n, offset) = stream.next();
         if cell.write {
-            let buf = aio
+            let buf = self
+                .aio
                 .buffer_mut(s)
                 .ok_or_else(|| Failure(format!("AIO slot {s} is busy")))?;
             fill(&mut buf[..cell.bs], id, offset / 512);
-            model.record(offset, cell.bs, id);
+            self.model.record(offset, cell.bs, id);
         }
-        flights[s] = Some((next, offset));
-        next += 1;
+        flights[s] = Some((n, offset));
         Ok(AioRequest {
             slot: s,
             write: cell.write,
             offset,
             len: cell.bs,
         })
-    };
-    let started = Instant::now();
-    let deadline = started + time;
-    let mut requests = Vec::with_capacity(cell.qd);
-    for s in 0..cell.qd {
-        requests.push(start(aio, &mut flights, s, model)?);
     }
-    aio.submit(disk.as_fd(), &requests).context("io_submit")?;
-    let mut done: Vec<AioCompletion> = Vec::with_capacity(cell.qd);
-    while aio.in_flight() > 0 {
-        done.clear();
-        let n = aio.reap(1, IO_TIMEOUT, &mut done).context("io_getevents")?;
-        ensure(n > 0, || {
-            format!("no AIO completion within {} s", IO_TIMEOUT.as_secs())
-        })?;
-        requests.clear();
-        for c in &done {
-            let (n, offset) = flights
-                .get_mut(c.slot)
-                .and_then(Option::take)
-                .ok_or_else(|| Failure(format!("an AIO completion for no request: {c:?}")))?;
-            ensure(c.res == cell.bs as i64, || {
-                format!(
-                    "linux, {} request {n} at offset {offset}: result {}",
-                    cell.label, c.res
-                )
+
+    fn cell(
+        &mut self,
+        cell: Cell,
+        id: u8,
+        stream: &mut Stream,
+        time: Duration,
+    ) -> Result<Measured, Failure> {
+        let mut flights: Vec<Option<(u64, u64)>> = vec![None; cell.qd];
+        let mut m = Measured::default();
+        let started = Instant::now();
+        let deadline = started + time;
+        let mut requests = Vec::with_capacity(cell.qd);
+        for s in 0..cell.qd {
+            requests.push(self.start(cell, id, s, stream, &mut flights)?);
+        }
+        self.aio
+            .submit(self.disk.as_fd(), &requests)
+            .context("io_submit")?;
+        let mut done: Vec<AioCompletion> = Vec::with_capacity(cell.qd);
+        while self.aio.in_flight() > 0 {
+            done.clear();
+            let got = self
+                .aio
+                .reap(1, IO_TIMEOUT, &mut done)
+                .context("io_getevents")?;
+            ensure(got > 0, || {
+                format!("no AIO completion within {} s", IO_TIMEOUT.as_secs())
             })?;
-            m.ops += 1;
-            m.bytes += cell.bs as u64;
-            if !cell.write && n % VERIFY_EVERY == 0 {
-                let buf = aio
-                    .buffer(c.slot)
-                    .ok_or_else(|| Failure(format!("AIO slot {} is busy", c.slot)))?;
-                model
-                    .check(offset, &buf[..cell.bs])
-                    .map_err(|e| Failure(format!("linux, {}: {e}", cell.label)))?;
-                m.verified += 1;
+            requests.clear();
+            for c in &done {
+                let (n, offset) = flights
+                    .get_mut(c.slot)
+                    .and_then(Option::take)
+                    .ok_or_else(|| Failure(format!("an AIO completion for no request: {c:?}")))?;
+                ensure(c.res == cell.bs as i64, || {
+                    format!(
+                        "linux, {} request {n} at offset {offset}: result {}",
+                        cell.label, c.res
+                    )
+                })?;
+                m.ops += 1;
+                m.bytes += cell.bs as u64;
+                if !cell.write && n % VERIFY_EVERY == 0 {
+                    let buf = self
+                        .aio
+                        .buffer(c.slot)
+                        .ok_or_else(|| Failure(format!("AIO slot {} is busy", c.slot)))?;
+                    self.model
+                        .check(offset, &buf[..cell.bs])
+                        .map_err(|e| Failure(format!("linux, {}: {e}", cell.label)))?;
+                    m.verified += 1;
+                }
+                if Instant::now() < deadline {
+                    requests.push(self.start(cell, id, c.slot, stream, &mut flights)?);
+                }
             }
-            if Instant::now() < deadline {
-                requests.push(start(aio, &mut flights, c.slot, model)?);
+            if !requests.is_empty() {
+                self.aio
+                    .submit(self.disk.as_fd(), &requests)
+                    .context("io_submit")?;
             }
         }
-        if !requests.is_empty() {
-            aio.submit(disk.as_fd(), &requests).context("io_submit")?;
-        }
+        m.secs = started.elapsed().as_secs_f64();
+        Ok(m)
     }
-    m.secs = started.elapsed().as_secs_f64();
-    Ok(m)
+
+    /// Flushes (fsync) and checks the sample of the image file.
+    fn finish(self, cx: &Context) -> Outcome {
+        let LinuxSide {
+            image,
+            path,
+            disk,
+            aio,
+            model,
+        } = self;
+        drop(aio);
+        disk.sync_all().context(format!("fsync {path} (flush)"))?;
+        drop(disk);
+        let checked = model.check_file(image)?;
+        cx.log(format!(
+            "linux: flushed; {} KiB of the image file match the model",
+            checked / 1024
+        ));
+        Ok(())
+    }
 }
 
 /// The table, the profile and the figures.
 fn report(cx: &mut Context, results: &Results) {
     cx.report(format!(
         "ours = xenvbd-core (SCSI READ/WRITE(10) -> blkif engine, dom0 process); linux = \
-         xen-blkfront /dev/{} (O_DIRECT, native AIO); xen-blkback on a tmpfs loop device; {} s \
-         per cell",
+         xen-blkfront /dev/{} (O_DIRECT, native AIO); xen-blkback on a tmpfs loop device each; \
+         {ROUNDS} alternating rounds of {} ms per cell and side",
         LINUX.1,
-        CELL_TIME.as_secs()
+        ROUND_TIME.as_millis()
     ));
     cx.report(format!(
         "{:<14} {:>4} {:>10} {:>9} {:>11} {:>10} {:>11}",
