@@ -10,6 +10,7 @@
 //! - [`pool`]: pages granted once to a backend, numbered like guest frames.
 //! - [`vbd`]: xenvbd-core's blkif engine over a pool and an event channel.
 //! - [`vbd_bench`]: the same with a deeper engine, for the block benchmark.
+//! - [`clock`]: the time-stamp counter, for timing hot loops.
 //! - [`aio`]: Linux native AIO with buffers it owns (the benchmark's Linux side).
 //!
 //! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap`, `poll` and
@@ -25,6 +26,7 @@ use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
 pub mod aio;
+pub mod clock;
 pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;

@@ -10,12 +10,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::time::{Duration, Instant};
 
 use xen_abi::types::{DomId, GrantRef};
 use xenpci_core::grant_table::{GrantError, Revocation};
 use xenvbd_core::blkif::{Blkif, EngineConfig, Events, FrontendParams, Grants, Io, LogEvent};
 
+use super::clock::ticks;
 use super::evtchn::{EventChannels, Port};
 use super::pool::PagePool;
 use super::vbd::{PoolMemory, RING_PAGES};
@@ -115,8 +115,8 @@ pub struct TimedEvents<'e> {
     pub port: Port,
     /// Notifications sent.
     pub notifies: u64,
-    /// Time spent sending them.
-    pub notify_time: Duration,
+    /// Time spent sending them, in time-stamp counter ticks ([`super::clock`]).
+    pub notify_ticks: u64,
     /// The first notification that failed.
     pub notify_error: Option<io::Error>,
     /// What the engine logged.
@@ -130,7 +130,7 @@ impl<'e> TimedEvents<'e> {
             events,
             port,
             notifies: 0,
-            notify_time: Duration::ZERO,
+            notify_ticks: 0,
             notify_error: None,
             log: Vec::new(),
         }
@@ -139,12 +139,12 @@ impl<'e> TimedEvents<'e> {
 
 impl Events for TimedEvents<'_> {
     fn notify(&mut self) {
-        let started = Instant::now();
+        let started = ticks();
         self.notifies += 1;
         if let Err(e) = self.events.notify(self.port) {
             self.notify_error.get_or_insert(e);
         }
-        self.notify_time += started.elapsed();
+        self.notify_ticks += ticks().saturating_sub(started);
     }
 
     fn log(&mut self, event: LogEvent) {

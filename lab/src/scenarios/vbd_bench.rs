@@ -38,6 +38,7 @@ use super::toolstack::{
 };
 use super::vbd_core::features;
 use crate::platform::aio::{Aio, AioCompletion, AioRequest};
+use crate::platform::clock::{ticks, Tsc};
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::pool::PagePool;
@@ -330,17 +331,17 @@ struct Profile {
     empty_polls: u64,
     /// Waits on the event channel (the spin found nothing).
     blocks: u64,
-    /// Time in the SCSI layer (`Disk::submit`, completing the command).
-    scsi: Duration,
+    /// Counter ticks ([`clock`]) in the SCSI layer (`Disk::submit`, completing the command).
+    scsi: u64,
     /// Time in the engine's `submit` and `poll`, notifications included.
-    submit: Duration,
-    poll: Duration,
+    submit: u64,
+    poll: u64,
     /// Time notifying the backend (`IOCTL_EVTCHN_NOTIFY`).
-    notify: Duration,
+    notify: u64,
     /// Time blocked on the event channel (poll, read, unmask).
-    waiting: Duration,
+    waiting: u64,
     /// Time filling write buffers and checking read data.
-    data: Duration,
+    data: u64,
 }
 
 impl Profile {
@@ -382,6 +383,9 @@ struct Ours<'r, 'a, 'g, 'e> {
     scratch: Vec<u8>,
     done: Vec<BlockCompletion>,
     profile: Profile,
+    tsc: Tsc,
+    /// [`SPIN`] in counter ticks.
+    spin: u64,
 }
 
 fn cdb10(op: u8, lba: u64, blocks: u16) -> Result<[u8; 10], Failure> {
@@ -420,9 +424,9 @@ impl Ours<'_, '_, '_, '_> {
             transfer_length: segments.iter().map(|s| u32::from(s.length)).sum(),
             lun: 0,
         };
-        let started = Instant::now();
+        let started = ticks();
         let action = self.disk.submit(&req, &mut self.front.memory);
-        self.profile.scsi += started.elapsed();
+        self.profile.scsi += ticks().saturating_sub(started);
         let block = match action {
             Action::Complete(c) => {
                 return Err(Failure(format!(
@@ -445,25 +449,25 @@ impl Ours<'_, '_, '_, '_> {
             _ => &[],
         };
         let done = &mut self.done;
-        let started = Instant::now();
+        let started = ticks();
         self.front
             .with_io(|engine, io| engine.submit(Tag(tag), op, data, io, |c| done.push(c)))
             .map_err(|e| Failure(format!("the engine refused {op:?}: {e:?}")))?;
-        self.profile.submit += started.elapsed();
+        self.profile.submit += ticks().saturating_sub(started);
         Ok((op, block.pending()))
     }
 
     /// Polls until some completion is there: the ring first, for up to [`SPIN`], then the
     /// event channel.
     fn reap(&mut self) -> Outcome {
-        let spin_until = Instant::now() + SPIN;
+        let spin_until = ticks() + self.spin;
         loop {
-            let started = Instant::now();
+            let started = ticks();
             let done = &mut self.done;
             let polled = self
                 .front
                 .with_io(|engine, io| engine.poll(io, |c| done.push(c)));
-            self.profile.poll += started.elapsed();
+            self.profile.poll += ticks().saturating_sub(started);
             self.profile.polls += 1;
             polled.map_err(|e| Failure(format!("the engine stopped: {e}")))?;
             if let Some(e) = self.front.events.notify_error.take() {
@@ -473,14 +477,14 @@ impl Ours<'_, '_, '_, '_> {
                 return Ok(());
             }
             self.profile.empty_polls += 1;
-            if Instant::now() < spin_until {
+            if ticks() < spin_until {
                 std::hint::spin_loop();
                 continue;
             }
-            let started = Instant::now();
+            let started = ticks();
             let port = self.front.events.port;
             wait_event(self.front.events.events, port, IO_TIMEOUT, "a completion")?;
-            self.profile.waiting += started.elapsed();
+            self.profile.waiting += ticks().saturating_sub(started);
             self.profile.blocks += 1;
         }
     }
@@ -512,14 +516,14 @@ impl Ours<'_, '_, '_, '_> {
         let segments = self.segments(s, cell.bs);
         let lba = offset / 512;
         if cell.write {
-            let started = Instant::now();
+            let started = ticks();
             fill(&mut self.scratch[..cell.bs], id, lba);
             for (p, seg) in segments.iter().enumerate() {
                 let page = &self.scratch[p * PAGE_SIZE..(p + 1) * PAGE_SIZE];
                 self.front.memory.write(seg.frame, 0, page);
             }
             model.record(offset, cell.bs, id);
-            self.profile.data += started.elapsed();
+            self.profile.data += ticks().saturating_sub(started);
         }
         let (code, direction) = if cell.write {
             (opcode::WRITE_10, DataDirection::ToDevice)
@@ -550,9 +554,9 @@ impl Ours<'_, '_, '_, '_> {
         self.profile = Profile::default();
         let counters = self.front.engine.counters();
         let notifies = self.front.events.notifies;
-        let notify_time = self.front.events.notify_time;
+        let notify_ticks = self.front.events.notify_ticks;
         let started = Instant::now();
-        let deadline = started + time;
+        let deadline = ticks() + self.tsc.ticks_in(time);
         for (s, flight) in flights.iter_mut().enumerate() {
             let (n, offset) = stream.next();
             *flight = Some(self.start(cell, id, s, n, offset, model)?);
@@ -570,9 +574,9 @@ impl Ours<'_, '_, '_, '_> {
                     .and_then(Option::take)
                     .ok_or_else(|| Failure(format!("a completion for no request: {c:?}")))?;
                 busy -= 1;
-                let scsi = Instant::now();
+                let scsi = ticks();
                 let sc = f.pending.complete(BlockOutcome::from_blkif(&f.op, c));
-                self.profile.scsi += scsi.elapsed();
+                self.profile.scsi += ticks().saturating_sub(scsi);
                 ensure(
                     c.tag.0 >> 8 == f.n
                         && sc.status == ScsiStatus::Good
@@ -587,7 +591,7 @@ impl Ours<'_, '_, '_, '_> {
                 m.ops += 1;
                 m.bytes += cell.bs as u64;
                 if !cell.write && f.n % VERIFY_EVERY == 0 {
-                    let checked = Instant::now();
+                    let checked = ticks();
                     for (p, seg) in self.segments(s, cell.bs).iter().enumerate() {
                         let page = &mut self.scratch[p * PAGE_SIZE..(p + 1) * PAGE_SIZE];
                         self.front.memory.read(seg.frame, 0, page);
@@ -596,9 +600,9 @@ impl Ours<'_, '_, '_, '_> {
                         .check(f.offset, &self.scratch[..cell.bs])
                         .map_err(|e| Failure(format!("ours, {}: {e}", cell.label)))?;
                     m.verified += 1;
-                    self.profile.data += checked.elapsed();
+                    self.profile.data += ticks().saturating_sub(checked);
                 }
-                if Instant::now() < deadline {
+                if ticks() < deadline {
                     let (n, offset) = stream.next();
                     flights[s] = Some(self.start(cell, id, s, n, offset, model)?);
                     busy += 1;
@@ -620,7 +624,7 @@ impl Ours<'_, '_, '_, '_> {
             ..k
         };
         self.profile.notifies = self.front.events.notifies - notifies;
-        self.profile.notify = self.front.events.notify_time.saturating_sub(notify_time);
+        self.profile.notify = self.front.events.notify_ticks.saturating_sub(notify_ticks);
         ensure(self.profile.counters.errors == 0, || {
             format!("ours, {}: engine counters {k:?}", cell.label)
         })?;
@@ -629,8 +633,9 @@ impl Ours<'_, '_, '_, '_> {
 }
 
 /// Results of both sides.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Results {
+    tsc: Tsc,
     ours: Vec<(Measured, Profile, Below)>,
     linux: Vec<(Measured, Below)>,
 }
@@ -649,10 +654,17 @@ fn run(cx: &mut Context) -> Outcome {
     let linux_image = make_image("vbd-bench-linux")?;
     let limit = raise_gntalloc_limit(cx)?;
     let autoprobe = sys_text(AUTOPROBE);
-    let mut results = Results::default();
+    let tsc = Tsc::calibrate(Duration::from_millis(100))
+        .ok_or_else(|| Failure("the time-stamp counter does not advance".into()))?;
+    log_clock_costs(cx, tsc);
+    let mut results = Results {
+        tsc,
+        ours: Vec::new(),
+        linux: Vec::new(),
+    };
 
     let outcome = (|| {
-        let mut linux = linux_connect(cx, &mut store, &linux_image, &lfe, &lbe)?;
+        let mut linux = linux_connect(cx, results.tsc, &mut store, &linux_image, &lfe, &lbe)?;
         // xen-blkfront is loaded and bound to its device: keep it from binding ours.
         std::fs::write(AUTOPROBE, "0").context(format!("write 0 to {AUTOPROBE}"))?;
         let ours = ours_session(
@@ -695,6 +707,27 @@ fn run(cx: &mut Context) -> Outcome {
     outcome.and(unloaded).and(removed).and(restored)?;
     report(cx, &results);
     Ok(())
+}
+
+/// Logs what reading each clock costs here (`clock_gettime` may be a system call).
+fn log_clock_costs(cx: &Context, tsc: Tsc) {
+    const N: u32 = 200;
+    let t = ticks();
+    for _ in 0..N {
+        std::hint::black_box(Instant::now());
+    }
+    let instant = tsc.duration(ticks().saturating_sub(t)) / N;
+    let t = ticks();
+    for _ in 0..N {
+        std::hint::black_box(ticks());
+    }
+    let counter = tsc.duration(ticks().saturating_sub(t)) / N;
+    cx.log(format!(
+        "clocks: time-stamp counter at {:.1} MHz; Instant::now() costs {:.2} us, rdtsc {:.2} us",
+        tsc.per_second() / 1e6,
+        instant.as_secs_f64() * 1e6,
+        counter.as_secs_f64() * 1e6
+    ));
 }
 
 /// Makes gntalloc grant as many pages as our pool needs; returns the old limit to restore.
@@ -842,6 +875,8 @@ fn ours_drive(
         scratch: vec![0u8; MAX_BS],
         done: Vec::with_capacity(BENCH_JOBS),
         profile: Profile::default(),
+        tsc: results.tsc,
+        spin: results.tsc.ticks_in(SPIN),
     };
     let driver = format!("/sys/bus/xen/devices/vbd-{}/driver", OURS.0);
     ensure(!std::path::Path::new(&driver).exists(), || {
@@ -1069,6 +1104,7 @@ fn module_parameters(module: &str) -> String {
 /// Linux's side: xen-blkfront's disk opened with `O_DIRECT`, an AIO context, and the model of
 /// its image.
 struct LinuxSide<'i> {
+    tsc: Tsc,
     image: &'i LoopImage,
     path: String,
     disk: File,
@@ -1079,6 +1115,7 @@ struct LinuxSide<'i> {
 /// Attaches Linux's VBD and loads xen-blkfront, which connects it.
 fn linux_connect<'i>(
     cx: &mut Context,
+    tsc: Tsc,
     store: &mut Store,
     image: &'i LoopImage,
     fe: &str,
@@ -1121,6 +1158,7 @@ fn linux_connect<'i>(
         .open(&path)
         .context(format!("open {path} with O_DIRECT"))?;
     Ok(LinuxSide {
+        tsc,
         image,
         path,
         disk,
@@ -1180,7 +1218,7 @@ impl LinuxSide<'_> {
         let mut flights: Vec<Option<(u64, u64)>> = vec![None; cell.qd];
         let mut m = Measured::default();
         let started = Instant::now();
-        let deadline = started + time;
+        let deadline = ticks() + self.tsc.ticks_in(time);
         let mut requests = Vec::with_capacity(cell.qd);
         for s in 0..cell.qd {
             requests.push(self.start(cell, id, s, stream, &mut flights)?);
@@ -1222,7 +1260,7 @@ impl LinuxSide<'_> {
                         .map_err(|e| Failure(format!("linux, {}: {e}", cell.label)))?;
                     m.verified += 1;
                 }
-                if Instant::now() < deadline {
+                if ticks() < deadline {
                     requests.push(self.start(cell, id, c.slot, stream, &mut flights)?);
                 }
             }
@@ -1239,6 +1277,7 @@ impl LinuxSide<'_> {
     /// Flushes (fsync) and checks the sample of the image file.
     fn finish(self, cx: &Context) -> Outcome {
         let LinuxSide {
+            tsc: _,
             image,
             path,
             disk,
@@ -1324,7 +1363,7 @@ fn report(cx: &mut Context, results: &Results) {
     ));
     for (c, (o, p, _)) in CELLS.iter().zip(&results.ours) {
         let ops = o.ops.max(1) as f64;
-        let per = |d: Duration| d.as_secs_f64() * 1e6 / ops;
+        let per = |t: u64| results.tsc.duration(t).as_secs_f64() * 1e6 / ops;
         cx.report(format!(
             "{:<14} {:>4} {:>6.2} {:>6.2} {:>6.2} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>7.1} \
              {:>8.0}",
