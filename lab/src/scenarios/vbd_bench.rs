@@ -63,9 +63,10 @@ const OURS: (u32, &str) = (51808, "xvdg");
 const LINUX: (u32, &str) = (51824, "xvdh");
 /// The size of each image.
 const IMAGE_BYTES: u64 = 64 << 20;
-/// Rounds per cell and side, ours and Linux's alternating (ours first in rounds 0 and 3,
-/// Linux's in 1 and 2), so that both see the same load on the machine.
-const ROUNDS: usize = 4;
+/// Rounds per cell and side, ours and Linux's alternating (in each four rounds, ours first in
+/// the first and the last, Linux's in the two between), so that both see the same load on the
+/// machine.
+const ROUNDS: usize = 8;
 /// How long each round runs (then the requests in flight are drained).
 const ROUND_TIME: Duration = Duration::from_millis(750);
 /// How long the warm-up runs (64 KiB sequential reads at the deepest queue, not measured).
@@ -637,6 +638,8 @@ impl Ours<'_, '_, '_, '_> {
 struct Results {
     tsc: Tsc,
     ours: Vec<(Measured, Profile, Below)>,
+    /// The lowest and highest ratio of a round of ours to the round of Linux's beside it.
+    spread: Vec<(f64, f64)>,
     linux: Vec<(Measured, Below)>,
 }
 
@@ -660,6 +663,7 @@ fn run(cx: &mut Context) -> Outcome {
     let mut results = Results {
         tsc,
         ours: Vec::new(),
+        spread: Vec::new(),
         linux: Vec::new(),
     };
 
@@ -933,17 +937,20 @@ fn ours_drive(
         let (mut os, mut ls) = (Stream::new(i, *c), Stream::new(i, *c));
         let mut o = (Measured::default(), Profile::default(), Below::default());
         let mut l = (Measured::default(), Below::default());
+        let (mut ours_rounds, mut linux_rounds) = (Vec::new(), Vec::new());
         for round in 0..ROUNDS {
             for linux_turn in [false, true] {
-                // Ours first in rounds 0 and 3, Linux's first in 1 and 2.
-                if linux_turn == (round == 0 || round == 3) {
+                // Ours first in rounds 0 and 3 of every four, Linux's first in 1 and 2.
+                if linux_turn == (round % 4 == 0 || round % 4 == 3) {
                     let (m, under) = linux.run_cell(*c, id, &mut ls, ROUND_TIME)?;
+                    linux_rounds.push(m.iops());
                     l.0.add(m);
                     l.1.add(under);
                 } else {
                     let before = below(None, OURS.0, image)?;
                     let (m, prof) = ours.run_cell(*c, id, &mut os, ROUND_TIME, &mut model)?;
                     let under = below(None, OURS.0, image)?.since(before);
+                    ours_rounds.push(m.iops());
                     o.0.add(m);
                     o.1.add(prof);
                     o.2.add(under);
@@ -964,6 +971,15 @@ fn ours_drive(
         }
         cx.log(format!("ours  {:?}; {:?}", o.1, o.2));
         cx.log(format!("linux {:?}", l.1));
+        // Each round of ours against the round of Linux's next to it.
+        let ratios: Vec<f64> = ours_rounds
+            .iter()
+            .zip(&linux_rounds)
+            .map(|(o, l)| o / l.max(1e-9))
+            .collect();
+        let lo = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ratios.iter().copied().fold(0.0, f64::max);
+        results.spread.push((lo, hi));
         results.ours.push(o);
         results.linux.push(l);
     }
@@ -1349,19 +1365,27 @@ fn report(cx: &mut Context, results: &Results) {
         ROUND_TIME.as_millis()
     ));
     cx.report(format!(
-        "{:<14} {:>4} {:>10} {:>9} {:>11} {:>10} {:>11}",
-        "workload", "QD", "ours IOPS", "ours MB/s", "linux IOPS", "linux MB/s", "ours/linux"
+        "{:<14} {:>4} {:>10} {:>9} {:>11} {:>10} {:>11}  {}",
+        "workload",
+        "QD",
+        "ours IOPS",
+        "ours MB/s",
+        "linux IOPS",
+        "linux MB/s",
+        "ours/linux",
+        "rounds"
     ));
     let mut log_sum = 0.0;
-    let mut rows = 0;
-    for (c, ((o, _, _), (l, _))) in CELLS.iter().zip(results.ours.iter().zip(&results.linux)) {
+    let mut counted = 0;
+    let rows = results.ours.iter().zip(&results.linux).zip(&results.spread);
+    for (c, (((o, _, _), (l, _)), (lo, hi))) in CELLS.iter().zip(rows) {
         let ratio = o.iops() / l.iops().max(1e-9);
         if ratio > 0.0 {
             log_sum += ratio.ln();
-            rows += 1;
+            counted += 1;
         }
         cx.report(format!(
-            "{:<14} {:>4} {:>10.0} {:>9.2} {:>11.0} {:>10.2} {:>11.2}",
+            "{:<14} {:>4} {:>10.0} {:>9.2} {:>11.0} {:>10.2} {:>11.2}  {lo:.2}-{hi:.2}",
             c.label,
             c.qd,
             o.iops(),
@@ -1375,13 +1399,17 @@ fn report(cx: &mut Context, results: &Results) {
         cx.figure(&format!("{name} linux"), l.iops(), "IOPS");
         cx.figure(&format!("{name} ours/linux"), ratio, "x");
     }
-    let geomean = if rows > 0 {
-        (log_sum / f64::from(rows)).exp()
+    let geomean = if counted > 0 {
+        (log_sum / f64::from(counted)).exp()
     } else {
         0.0
     };
     cx.report(format!("{:<14} {:>4} {:>65.2}", "geomean", "", geomean));
     cx.figure("geomean ours/linux", geomean, "x");
+    cx.report(
+        "(ours/linux: of the IOPS over all rounds; rounds: the lowest and highest ratio of a \
+         round of ours to the round of Linux's beside it)",
+    );
 
     cx.report("");
     cx.report(
