@@ -2,8 +2,8 @@
 //!
 //! Both drive xen-blkback over a loop device on a 64 MiB image in dom0's tmpfs (each frontend
 //! its own image of identical content), through the same workloads in one boot: 4 KiB random
-//! read and write, 64 KiB sequential read and write, each at queue depth 1 and 32, for a fixed
-//! time per cell, with the same offset sequence (a seeded generator per cell).
+//! read and write, 64 KiB sequential read and write, each at queue depth 1 and 32, with the same
+//! offset sequence (a seeded generator per cell).
 //!
 //! - Ours: xenvbd-core as the Windows StorPort glue will drive it, READ(10)/WRITE(10) CDBs
 //!   through `Disk::submit` into the blkif engine ([`BenchFront`]: 32 operations, a 512-page
@@ -13,11 +13,15 @@
 //! - Linux: xen-blkfront's `/dev/xvdh`, opened with `O_DIRECT`, the queue kept full with native
 //!   AIO as fio's libaio engine does ([`Aio`]).
 //!
-//! Ours runs first, on its own VBD, which is torn down before xen-blkfront is loaded (it would
-//! grab every `device/vbd` node). Every eighth read is checked against a model of what each
+//! Both are connected at once: Linux's VBD first, with xen-blkfront loaded, then
+//! `/sys/bus/xen/drivers_autoprobe` is turned off so that xen-blkfront does not grab ours when
+//! its nodes appear (it would grab every `device/vbd` node). Each cell runs in [`ROUNDS`] short
+//! rounds per side, alternating, so that both sides see the same load on the shared machine.
+//! Hot loops are timed with the time-stamp counter ([`crate::platform::clock`]): in this dom0
+//! `Instant::now()` is a system call. Every eighth read is checked against a model of what each
 //! 4 KiB block holds, and at the end, after a flush, a sample of blocks is read from each image
 //! file. The table (IOPS and MB/s of both, ours/Linux and the geometric mean) is the result's
-//! report; a profile of our side says where its time went.
+//! report; profiles say where our side's time went and what the layers below both saw.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsFd;
