@@ -15,7 +15,7 @@
 //!
 //! Both are connected at once: Linux's VBD first, with xen-blkfront loaded, then
 //! `/sys/bus/xen/drivers_autoprobe` is turned off so that xen-blkfront does not grab ours when
-//! its nodes appear (it would grab every `device/vbd` node). Each cell runs in [`ROUNDS`] short
+//! its nodes appear (it would grab every `device/vbd` node). Each cell runs in `ROUNDS` short
 //! rounds per side, alternating, so that both sides see the same load on the shared machine.
 //! Hot loops are timed with the time-stamp counter ([`crate::platform::clock`]): in this dom0
 //! `Instant::now()` is a system call. Every eighth read is checked against a model of what each
