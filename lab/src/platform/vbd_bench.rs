@@ -121,6 +121,13 @@ pub struct TimedEvents<'e> {
     pub notify_error: Option<io::Error>,
     /// What the engine logged.
     pub log: Vec<LogEvent>,
+    /// Hold the engine's notifications until [`TimedEvents::flush`] (a glue that kicks the
+    /// backend once per batch of submissions; the requests are on the ring already).
+    pub defer: bool,
+    /// A notification is held.
+    pending: bool,
+    /// Notifications the engine asked for (equal to `notifies` unless deferred).
+    pub requested: u64,
 }
 
 impl<'e> TimedEvents<'e> {
@@ -133,18 +140,37 @@ impl<'e> TimedEvents<'e> {
             notify_ticks: 0,
             notify_error: None,
             log: Vec::new(),
+            defer: false,
+            pending: false,
+            requested: 0,
         }
     }
-}
 
-impl Events for TimedEvents<'_> {
-    fn notify(&mut self) {
+    /// Sends the notification held back, if any.
+    pub fn flush(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            self.send();
+        }
+    }
+
+    fn send(&mut self) {
         let started = ticks();
         self.notifies += 1;
         if let Err(e) = self.events.notify(self.port) {
             self.notify_error.get_or_insert(e);
         }
         self.notify_ticks += ticks().saturating_sub(started);
+    }
+}
+
+impl Events for TimedEvents<'_> {
+    fn notify(&mut self) {
+        self.requested += 1;
+        if self.defer {
+            self.pending = true;
+        } else {
+            self.send();
+        }
     }
 
     fn log(&mut self, event: LogEvent) {

@@ -33,6 +33,7 @@ pub const REGISTRY: &[Scenario] = &[
     linux_frontends::BLKFRONT,
     linux_frontends::NETFRONT,
     vbd_bench::SCENARIO,
+    vbd_bench::BATCHED,
     selftest::FAIL,
     selftest::PANIC,
     selftest::TIMEOUT,
