@@ -64,25 +64,25 @@ fn run_one(scenario: &Scenario) -> ScenarioResult {
         .spawn(move || {
             let mut cx = Context::new(name);
             let outcome = run(&mut cx);
-            let _ = tx.send((outcome, cx.into_figures()));
+            let _ = tx.send((outcome, cx.into_results()));
         });
-    let (pass, figures, message) = match thread {
+    let (pass, (figures, report), message) = match thread {
         Err(e) => (
             false,
-            Vec::new(),
+            Default::default(),
             format!("could not start its thread: {e}"),
         ),
         Ok(handle) => match rx.recv_timeout(scenario.timeout) {
-            Ok((outcome, figures)) => {
+            Ok((outcome, results)) => {
                 let _ = handle.join();
                 match outcome {
-                    Ok(()) => (true, figures, String::new()),
-                    Err(Failure(message)) => (false, figures, message),
+                    Ok(()) => (true, results, String::new()),
+                    Err(Failure(message)) => (false, results, message),
                 }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => (
                 false,
-                Vec::new(),
+                Default::default(),
                 format!(
                     "did not finish within its timeout of {} s",
                     scenario.timeout.as_secs()
@@ -100,7 +100,7 @@ fn run_one(scenario: &Scenario) -> ScenarioResult {
                     }
                     Ok(()) => "ended without a result".to_owned(),
                 };
-                (false, Vec::new(), message)
+                (false, Default::default(), message)
             }
         },
     };
@@ -110,6 +110,7 @@ fn run_one(scenario: &Scenario) -> ScenarioResult {
         seconds: started.elapsed().as_secs_f64(),
         figures,
         message,
+        report,
     }
 }
 
@@ -155,6 +156,7 @@ pub fn run(
                 seconds: 0.0,
                 figures: Vec::new(),
                 message: format!("unknown scenario '{name}'"),
+                report: Vec::new(),
             },
         };
         if result.pass {

@@ -73,6 +73,7 @@ pub struct Context {
     name: &'static str,
     started: Instant,
     figures: Vec<Figure>,
+    report: Vec<String>,
 }
 
 impl Context {
@@ -82,6 +83,7 @@ impl Context {
             name,
             started: Instant::now(),
             figures: Vec::new(),
+            report: Vec::new(),
         }
     }
 
@@ -124,8 +126,21 @@ impl Context {
         let _ = out.flush();
     }
 
+    /// Adds a line to the scenario's report (a benchmark's table), which the harness prints
+    /// after its table of results; the line is also logged.
+    pub fn report(&mut self, line: impl Into<String>) {
+        let line = line.into();
+        self.log(&line);
+        self.report.push(line);
+    }
+
     /// The figures recorded so far.
     pub fn into_figures(self) -> Vec<Figure> {
         self.figures
+    }
+
+    /// The figures and the report lines recorded so far.
+    pub fn into_results(self) -> (Vec<Figure>, Vec<String>) {
+        (self.figures, self.report)
     }
 }

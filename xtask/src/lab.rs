@@ -24,7 +24,7 @@ use crate::cli::{LabArgs, LabMode};
 use crate::host::{self, Result};
 use crate::initramfs;
 use crate::qemu::{self, Boot, Console};
-use crate::report::{render_table, Collector};
+use crate::report::{render_reports, render_table, Collector};
 
 /// The target the lab program is built for: glibc, linked statically.
 const LAB_TARGET: &str = "x86_64-unknown-linux-gnu";
@@ -372,6 +372,7 @@ fn run(args: &LabArgs) -> Result<ExitCode> {
         "{}",
         render_table(&scenarios, &args.expect_fail, &collector)
     );
+    print!("{}", render_reports(&collector));
     println!();
     if let Some((_, Some(ready_s))) = collector.started {
         println!("dom0 was ready at {ready_s:.1} s of its uptime");

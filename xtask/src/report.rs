@@ -349,6 +349,20 @@ pub fn render_table(expected: &[String], expect_fail: &[String], collector: &Col
     table
 }
 
+/// The report lines of the scenarios that sent some (a benchmark's own table), each under a
+/// line naming its scenario, in the order the results came; empty when none did.
+pub fn render_reports(collector: &Collector) -> String {
+    let mut out = String::new();
+    for r in collector.results.iter().filter(|r| !r.report.is_empty()) {
+        out.push_str(&format!("\n{}:\n", r.scenario));
+        for line in &r.report {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use lab_protocol::{encode, Figure};
@@ -367,6 +381,7 @@ mod tests {
                 Figure::text("xen", "4.17"),
             ],
             message: message.into(),
+            report: Vec::new(),
         })
     }
 
@@ -399,6 +414,26 @@ mod tests {
         Record::Begin {
             scenario: name.into(),
         }
+    }
+
+    #[test]
+    fn reports_follow_their_scenario() {
+        let mut c = Collector::new(NONCE);
+        let mut with_report = result("bench", true, "");
+        if let Record::Result(r) = &mut with_report {
+            r.report = vec!["row 1".into(), "row 2".into()];
+        }
+        feed(
+            &mut c,
+            &[
+                start(&["boot", "bench"]),
+                begin("boot"),
+                result("boot", true, ""),
+            ],
+        );
+        assert_eq!(render_reports(&c), "");
+        feed(&mut c, &[begin("bench"), with_report]);
+        assert_eq!(render_reports(&c), "\nbench:\nrow 1\nrow 2\n");
     }
 
     #[test]

@@ -156,6 +156,10 @@ pub struct ScenarioResult {
     /// Why it failed; empty when it passed.
     #[serde(default)]
     pub message: String,
+    /// Lines of a report the harness prints after its table (a benchmark's own table); usually
+    /// none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub report: Vec<String>,
 }
 
 /// One line of the lab program's report.
@@ -340,6 +344,7 @@ mod tests {
                 Figure::text("xen", "4.17.7"),
             ],
             message: String::new(),
+            report: Vec::new(),
         })
     }
 

@@ -9,6 +9,8 @@
 //! - [`packet`]: raw Ethernet frames on a dom0 interface (`AF_PACKET`).
 //! - [`pool`]: pages granted once to a backend, numbered like guest frames.
 //! - [`vbd`]: xenvbd-core's blkif engine over a pool and an event channel.
+//! - [`clock`]: the time-stamp counter, for timing hot loops.
+//! - [`aio`]: Linux native AIO with buffers it owns (the benchmark's Linux side).
 //!
 //! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap`, `poll` and
 //! socket calls, laying a ring over granted pages, and the volatile accesses to shared pages.
@@ -22,6 +24,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::time::{Duration, Instant};
 
+pub mod aio;
+pub mod clock;
 pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
@@ -244,25 +248,61 @@ impl Mapping {
         );
     }
 
-    /// Copies bytes out of the mapping, starting at `offset`. Panics if the range is outside it.
+    /// Copies bytes out of the mapping, starting at `offset`, with volatile reads: bytes up to
+    /// an 8-byte boundary of the mapping, then 8-byte words, then the last bytes. Panics if the
+    /// range is outside it.
     pub fn read(&self, offset: usize, buf: &mut [u8]) {
         self.check_range(offset, buf.len());
-        for (i, byte) in buf.iter_mut().enumerate() {
-            let src = self.ptr.as_ptr().wrapping_add(offset + i);
-            // SAFETY: `offset + i` is within the mapping (checked above), which stays mapped while
-            // `self` lives; a volatile byte read of shared memory has no alignment requirement.
-            *byte = unsafe { src.read_volatile() };
+        let base = self.ptr.as_ptr().wrapping_add(offset);
+        let (head, words) = split_words(base, buf.len());
+        let read_byte = |i: usize| {
+            // SAFETY: `offset + i` is within the mapping (checked above, `i < buf.len()`), which
+            // stays mapped while `self` lives; a volatile byte read has no alignment requirement.
+            unsafe { base.wrapping_add(i).read_volatile() }
+        };
+        for (i, byte) in buf[..head].iter_mut().enumerate() {
+            *byte = read_byte(i);
+        }
+        let body = &mut buf[head..head + words * 8];
+        for (w, chunk) in body.chunks_exact_mut(8).enumerate() {
+            let src = base.wrapping_add(head + w * 8).cast::<u64>();
+            // SAFETY: the 8 bytes are within the mapping (as above) and `src` is 8-byte aligned
+            // (`split_words` puts the words after `head` bytes that reach an 8-byte boundary).
+            let word = unsafe { src.read_volatile() };
+            chunk.copy_from_slice(&word.to_ne_bytes());
+        }
+        let tail = head + words * 8;
+        for (i, byte) in buf.iter_mut().enumerate().skip(tail) {
+            *byte = read_byte(i);
         }
     }
 
-    /// Copies bytes into the mapping at `offset`. Panics if the range is outside it.
+    /// Copies bytes into the mapping at `offset`, with volatile writes (bytes, 8-byte words,
+    /// bytes, as [`Mapping::read`]). Panics if the range is outside it.
     pub fn write(&self, offset: usize, data: &[u8]) {
         self.check_range(offset, data.len());
-        for (i, byte) in data.iter().enumerate() {
-            let dst = self.ptr.as_ptr().wrapping_add(offset + i);
+        let base = self.ptr.as_ptr().wrapping_add(offset);
+        let (head, words) = split_words(base, data.len());
+        let write_byte = |i: usize, byte: u8| {
             // SAFETY: as in `read`; the mapping is writable whenever a caller writes to it (a
             // read-only mapping faults, which is what a read-only grant should do).
-            unsafe { dst.write_volatile(*byte) };
+            unsafe { base.wrapping_add(i).write_volatile(byte) };
+        };
+        for (i, byte) in data[..head].iter().enumerate() {
+            write_byte(i, *byte);
+        }
+        let body = &data[head..head + words * 8];
+        for (w, chunk) in body.chunks_exact(8).enumerate() {
+            let dst = base.wrapping_add(head + w * 8).cast::<u64>();
+            let word = u64::from_ne_bytes([
+                chunk[0], chunk[1], chunk[2], chunk[3], chunk[4], chunk[5], chunk[6], chunk[7],
+            ]);
+            // SAFETY: as in `read` for the range and alignment, and as above for writability.
+            unsafe { dst.write_volatile(word) };
+        }
+        let tail = head + words * 8;
+        for (i, byte) in data.iter().enumerate().skip(tail) {
+            write_byte(i, *byte);
         }
     }
 
@@ -288,6 +328,13 @@ impl Drop for Mapping {
     fn drop(&mut self) {
         let _ = self.munmap();
     }
+}
+
+/// How a copy of `len` bytes at `at` splits: `head` bytes up to an 8-byte boundary, then
+/// `words` whole 8-byte words (the rest are bytes).
+fn split_words(at: *const u8, len: usize) -> (usize, usize) {
+    let head = at.align_offset(8).min(len);
+    (head, (len - head) / 8)
 }
 
 #[cfg(test)]
@@ -325,6 +372,31 @@ mod tests {
         assert_eq!(&buf, b"hello");
         map.unmap().unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[10..15], b"hello");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn mapping_copies_at_every_alignment_and_length() {
+        let path = std::env::temp_dir().join(format!("lab-words-{}", std::process::id()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        file.set_len(PAGE_SIZE as u64).unwrap();
+        let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, true).unwrap();
+        for offset in 0..17 {
+            for len in [0, 1, 7, 8, 9, 15, 16, 17, 31, 100] {
+                let data: Vec<u8> = (0..len).map(|i| (i * 7 + offset + len) as u8).collect();
+                map.write(offset, &data);
+                let mut back = vec![0u8; len];
+                map.read(offset, &mut back);
+                assert_eq!(back, data, "offset {offset} len {len}");
+            }
+        }
+        map.unmap().unwrap();
         std::fs::remove_file(path).unwrap();
     }
 

@@ -7,6 +7,7 @@
 //! has (see [`super::vbd`]), and guest memory is the pool's mapping. The grants end when the
 //! pool is released.
 
+use std::collections::HashMap;
 use std::io;
 
 use xen_ring::RingMemory;
@@ -19,6 +20,9 @@ use super::PAGE_SIZE;
 pub struct PagePool<'g> {
     pages: GrantedPages<'g>,
     domid: u16,
+    /// Page index by grant reference, so that ending a grant costs what it costs in a guest,
+    /// not a scan of the pool.
+    by_gref: HashMap<u32, usize>,
 }
 
 impl<'g> PagePool<'g> {
@@ -28,9 +32,17 @@ impl<'g> PagePool<'g> {
 
     /// Allocates `count` zeroed pages and grants them, writable, to `domid`.
     pub fn new(gnt: &'g Gntalloc, domid: u16, count: u32) -> io::Result<Self> {
+        let pages = gnt.grant(domid, count, true)?;
+        let by_gref = pages
+            .refs()
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (*r, i))
+            .collect();
         Ok(Self {
-            pages: gnt.grant(domid, count, true)?,
+            pages,
             domid,
+            by_gref,
         })
     }
 
@@ -72,7 +84,7 @@ impl<'g> PagePool<'g> {
 
     /// The page index whose grant reference is `gref`.
     pub fn index_of_gref(&self, gref: u32) -> Option<usize> {
-        self.pages.refs().iter().position(|r| *r == gref)
+        self.by_gref.get(&gref).copied()
     }
 
     fn byte_offset(&self, frame: u64, offset: usize, len: usize) -> usize {

@@ -6,12 +6,15 @@
 //!   backend; granting it returns that page's reference and counts the use, ending access
 //!   uncounts it (the reference itself lives until the pool is released). gntalloc grants
 //!   every page writable, so a read-only grant is writable here too.
-//! - [`EvtchnEvents`] ([`Events`]): notify through `/dev/xen/evtchn`, keep the log events.
+//! - [`EvtchnEvents`] ([`Events`]): notify through `/dev/xen/evtchn` (one port per queue, the
+//!   time spent counted, optionally held until [`EvtchnEvents::flush`]), keep the log events.
 //! - [`PoolMemory`] ([`GuestMemory`]): the pool's mapping.
 //!
-//! [`VbdFront`] owns the engine and lays it out over the pool: [`QUEUES`] rings of
-//! [`RING_PAGES`] pages first, then the bounce and indirect pages, then pages for data buffers
-//! ([`VbdFront::data_frame`]). Because it borrows the pool, the pool outlives the rings.
+//! [`Front`] owns an engine of any dimensions and lays it out over the pool: [`QUEUES`] rings
+//! of [`RING_PAGES`] pages first, then the bounce/persistent and indirect pages, then pages for
+//! data buffers ([`Front::data_frame`]). Because it borrows the pool, the pool outlives the
+//! rings. [`VbdFront`] is the functional scenarios' shallow engine, [`BenchFront`] the
+//! benchmark's deep one.
 
 use std::io;
 
@@ -22,6 +25,7 @@ use xenvbd_core::blkif::{
 };
 use xenvbd_core::GuestMemory;
 
+use super::clock::ticks;
 use super::evtchn::{EventChannels, Port};
 use super::pool::PagePool;
 
@@ -36,11 +40,36 @@ pub const RING_PAGES: usize = 1 << MAX_RING_PAGE_ORDER;
 pub const QUEUES: usize = 4;
 /// The first pool page after the rings.
 const RINGS_END: usize = QUEUES * RING_PAGES;
-/// The first pool page left for data buffers.
-pub const DATA_START: usize = RINGS_END + BOUNCE_PAGES + INDIRECT_PAGES;
+/// The first pool page left for data buffers by an engine with `pool` bounce/persistent pages
+/// and `indirect` indirect pages.
+pub const fn data_start(pool: usize, indirect: usize) -> usize {
+    RINGS_END + pool + indirect
+}
+/// The first pool page left for data buffers by [`VbdFront`].
+pub const DATA_START: usize = data_start(BOUNCE_PAGES, INDIRECT_PAGES);
 
-/// The engine: 8 operations of up to 64 segments, 32 ring requests in flight.
+/// The functional scenarios' engine: 8 operations of up to 64 segments, 32 ring requests in
+/// flight.
 pub type Engine = Blkif<8, 64, 32, BOUNCE_PAGES, INDIRECT_PAGES>;
+/// [`Engine`] on the lab platform.
+pub type VbdFront<'a, 'g, 'e> = Front<'a, 'g, 'e, 8, 64, 32, BOUNCE_PAGES, INDIRECT_PAGES>;
+
+/// Operations queued or in flight in the benchmark's engine: the deepest queue it drives.
+pub const BENCH_JOBS: usize = 32;
+/// Segments per operation in the benchmark (64 KiB in whole pages is 16).
+pub const BENCH_SEGS: usize = 32;
+/// Ring requests in flight in the benchmark.
+pub const BENCH_SLOTS: usize = 64;
+/// The benchmark's bounce/persistent pages: with persistent grants every piece of every
+/// operation in flight sits in one, 32 operations of 16 pages.
+pub const BENCH_POOL: usize = 512;
+/// The benchmark's indirect pages: one per operation in flight.
+pub const BENCH_INDIRECT: usize = 32;
+/// The first pool page left for data buffers by [`BenchFront`].
+pub const BENCH_DATA_START: usize = data_start(BENCH_POOL, BENCH_INDIRECT);
+/// The benchmark's engine on the lab platform.
+pub type BenchFront<'a, 'g, 'e> =
+    Front<'a, 'g, 'e, BENCH_JOBS, BENCH_SEGS, BENCH_SLOTS, BENCH_POOL, BENCH_INDIRECT>;
 
 /// [`Grants`] over a pool granted up front.
 #[derive(Debug)]
@@ -135,6 +164,16 @@ pub struct EvtchnEvents<'e> {
     pub ports: Vec<Port>,
     /// Notifications sent.
     pub notifies: u64,
+    /// Notifications the engine asked for (more than `notifies` when some were held and merged).
+    pub requested: u64,
+    /// Time spent sending them, in time-stamp counter ticks ([`super::clock`]): an `ioctl` from
+    /// dom0 userspace, where a guest kernel makes a hypercall.
+    pub notify_ticks: u64,
+    /// Hold the engine's notifications until [`flush`](Self::flush), as a glue that kicks the
+    /// backend once per batch of submissions would (the requests are on the ring already).
+    pub defer: bool,
+    /// Queues with a notification held (bit q for queue q).
+    pending: u64,
     /// The first notification that failed.
     pub notify_error: Option<io::Error>,
     /// What the engine logged.
@@ -153,14 +192,27 @@ impl<'e> EvtchnEvents<'e> {
             events,
             ports,
             notifies: 0,
+            requested: 0,
+            notify_ticks: 0,
+            defer: false,
+            pending: 0,
             notify_error: None,
             log: Vec::new(),
         }
     }
-}
 
-impl Events for EvtchnEvents<'_> {
-    fn notify(&mut self, queue: usize) {
+    /// Sends the notifications held back, if any.
+    pub fn flush(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        for queue in 0..self.ports.len().min(64) {
+            if pending & (1 << queue) != 0 {
+                self.send(queue);
+            }
+        }
+    }
+
+    fn send(&mut self, queue: usize) {
+        let started = ticks();
         self.notifies += 1;
         let sent = match self.ports.get(queue) {
             Some(&port) => self.events.notify(port),
@@ -171,6 +223,18 @@ impl Events for EvtchnEvents<'_> {
         if let Err(e) = sent {
             self.notify_error.get_or_insert(e);
         }
+        self.notify_ticks += ticks().saturating_sub(started);
+    }
+}
+
+impl Events for EvtchnEvents<'_> {
+    fn notify(&mut self, queue: usize) {
+        self.requested += 1;
+        if self.defer && queue < 64 {
+            self.pending |= 1 << queue;
+        } else {
+            self.send(queue);
+        }
     }
 
     fn log(&mut self, event: LogEvent) {
@@ -178,12 +242,21 @@ impl Events for EvtchnEvents<'_> {
     }
 }
 
-/// The engine over the pool and one event channel.
+/// An engine of the given dimensions over the pool and one event channel per queue.
 #[derive(Debug)]
-pub struct VbdFront<'a, 'g, 'e> {
+pub struct Front<
+    'a,
+    'g,
+    'e,
+    const JOBS: usize,
+    const SEGS: usize,
+    const SLOTS: usize,
+    const POOL: usize,
+    const IND: usize,
+> {
     pool: &'a PagePool<'g>,
     /// The engine.
-    pub engine: Box<Engine>,
+    pub engine: Box<Blkif<JOBS, SEGS, SLOTS, POOL, IND>>,
     /// Its grants.
     pub grants: PoolGrants<'a, 'g>,
     /// Its event channel and log.
@@ -192,25 +265,39 @@ pub struct VbdFront<'a, 'g, 'e> {
     pub memory: PoolMemory<'a, 'g>,
 }
 
-impl<'a, 'g, 'e> VbdFront<'a, 'g, 'e> {
-    /// An engine for device `handle` whose pages are `pool`'s (at least [`DATA_START`] of them).
+impl<
+        'a,
+        'g,
+        'e,
+        const JOBS: usize,
+        const SEGS: usize,
+        const SLOTS: usize,
+        const POOL: usize,
+        const IND: usize,
+    > Front<'a, 'g, 'e, JOBS, SEGS, SLOTS, POOL, IND>
+{
+    /// The first pool page left for data buffers.
+    pub const DATA_START: usize = data_start(POOL, IND);
+
+    /// An engine for device `handle` whose pages are `pool`'s (at least
+    /// [`DATA_START`](Self::DATA_START) of them).
     pub fn new(pool: &'a PagePool<'g>, events: EvtchnEvents<'e>, handle: u16) -> io::Result<Self> {
-        if pool.len() < DATA_START {
+        if pool.len() < Self::DATA_START {
             return Err(io::Error::other(format!(
-                "a pool of {} pages, the engine needs {DATA_START}",
-                pool.len()
+                "a pool of {} pages, the engine needs {}",
+                pool.len(),
+                Self::DATA_START
             )));
         }
-        let bounce: [u64; BOUNCE_PAGES] = std::array::from_fn(|i| pool.frame(RINGS_END + i));
-        let indirect: [u64; INDIRECT_PAGES] =
-            std::array::from_fn(|i| pool.frame(RINGS_END + BOUNCE_PAGES + i));
+        let bounce: [u64; POOL] = std::array::from_fn(|i| pool.frame(RINGS_END + i));
+        let indirect: [u64; IND] = std::array::from_fn(|i| pool.frame(RINGS_END + POOL + i));
         let config = EngineConfig {
             backend: pool.domid(),
             handle,
         };
         Ok(Self {
             pool,
-            engine: Box::new(Engine::new(config, &bounce, &indirect)),
+            engine: Box::new(Blkif::new(config, &bounce, &indirect)),
             grants: PoolGrants::new(pool),
             events,
             memory: PoolMemory::new(pool),
@@ -219,19 +306,19 @@ impl<'a, 'g, 'e> VbdFront<'a, 'g, 'e> {
 
     /// The frame of data page `i` (the pages after the engine's own).
     pub fn data_frame(&self, i: usize) -> u64 {
-        self.pool.frame(DATA_START + i)
+        self.pool.frame(Self::DATA_START + i)
     }
 
     /// The number of data pages.
     pub fn data_pages(&self) -> usize {
-        self.pool.len() - DATA_START
+        self.pool.len() - Self::DATA_START
     }
 
     /// Runs `f` with the engine and the platform bundled as an [`Io`].
     pub fn with_io<R>(
         &mut self,
         f: impl FnOnce(
-            &mut Engine,
+            &mut Blkif<JOBS, SEGS, SLOTS, POOL, IND>,
             &mut Io<'_, PoolGrants<'a, 'g>, EvtchnEvents<'e>, PoolMemory<'a, 'g>>,
         ) -> R,
     ) -> R {

@@ -54,7 +54,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Fails if the module is already loaded (it would have grabbed other scenarios' devices).
-fn load_frontend(module: &str) -> Outcome {
+pub fn load_frontend(module: &str) -> Outcome {
     ensure(!module_loaded(module), || {
         format!("{module} is already loaded")
     })?;
@@ -63,7 +63,7 @@ fn load_frontend(module: &str) -> Outcome {
 
 /// Detaches the driver from the device (the frontend closes it), waits for the backend to close,
 /// then unloads the module (retrying while the kernel still holds a reference).
-fn unload_frontend(
+pub fn unload_frontend(
     cx: &Context,
     store: &mut Store,
     module: &str,

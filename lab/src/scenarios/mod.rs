@@ -14,6 +14,7 @@ pub mod net_smoke;
 pub mod scsi_smoke;
 pub mod selftest;
 pub mod toolstack;
+pub mod vbd_bench;
 pub mod vbd_core;
 pub mod vbd_features;
 pub mod vbd_resize;
@@ -46,6 +47,8 @@ pub const REGISTRY: &[Scenario] = &[
     scsi_smoke::SCENARIO,
     linux_frontends::BLKFRONT,
     linux_frontends::NETFRONT,
+    vbd_bench::SCENARIO,
+    vbd_bench::BATCHED,
     selftest::FAIL,
     selftest::PANIC,
     selftest::TIMEOUT,

@@ -415,9 +415,9 @@ impl LoopImage {
         Self::attach(file, sectors, None)
     }
 
-    /// Attaches the existing image `file` of `sectors` sectors to a free loop device (deleted
-    /// with it when dropped).
-    fn attach(file: String, sectors: u64, sector_size: Option<u32>) -> Result<Self, Failure> {
+    /// Attaches the image file `file` of `sectors` sectors, already written, to a free loop
+    /// device (see [`LoopImage::create`]); the file is deleted when the image is dropped.
+    pub fn attach(file: String, sectors: u64, sector_size: Option<u32>) -> Result<Self, Failure> {
         modprobe("loop")?;
         let device = sh("losetup", &["-f"])?.trim().to_owned();
         if !device.starts_with("/dev/loop") {

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use xen_abi::xenbus::XenbusState;
 use xenvbd_core::blkif::{
-    BackendFeatures, EngineState, FeatureError, FrontendConfig, FrontendParams, Layout, LogEvent,
+    BackendFeatures, Counters, EngineState, FeatureError, FrontendConfig, FrontendParams, Layout,
+    LogEvent,
 };
 use xenvbd_core::scsi::sense::KEY_DATA_PROTECT;
 use xenvbd_core::scsi::{opcode, Action, BlockOutcome, Disk, DiskConfig, Identity};
@@ -25,7 +26,7 @@ use xenvbd_core::{
 use super::toolstack::{
     device_dirs, modprobe, remove_device, sectors_content, write_vbd_nodes, LoopImage, Store,
 };
-use crate::platform::evtchn::EventChannels;
+use crate::platform::evtchn::{EventChannels, Port};
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::pool::PagePool;
 use crate::platform::vbd::{EvtchnEvents, VbdFront, DATA_START, QUEUES};
@@ -152,7 +153,7 @@ const BIG_PAGES: usize = 16;
 /// How long the backend may take to change state.
 const STATE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one request may take.
-const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn run(cx: &mut Context, variant: Variant) -> Outcome {
     modprobe("xen-blkback")?;
@@ -166,7 +167,7 @@ fn run(cx: &mut Context, variant: Variant) -> Outcome {
 }
 
 /// Reads the backend's nodes into [`BackendFeatures`].
-pub(crate) fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
+pub fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure> {
     let mut failed = None;
     let parsed = BackendFeatures::parse(|node, buf| match store.read(&format!("{be}/{node}")) {
         Ok(Some(value)) => {
@@ -254,14 +255,13 @@ pub(crate) fn poll_until(
         if done(front, completions) {
             return Ok(());
         }
-        wait_queue_events(front, what)?;
+        wait_queue_events(&mut front.events, what)?;
     }
 }
 
 /// Waits for an event on any of the engine's queues and unmasks the ports that signalled.
-pub(crate) fn wait_queue_events(front: &mut VbdFront<'_, '_, '_>, what: &str) -> Outcome {
-    let signalled = front
-        .events
+pub(crate) fn wait_queue_events(events: &mut EvtchnEvents<'_>, what: &str) -> Outcome {
+    let signalled = events
         .events
         .wait_any(IO_TIMEOUT)
         .context(format!("wait for {what}"))?;
@@ -272,13 +272,46 @@ pub(crate) fn wait_queue_events(front: &mut VbdFront<'_, '_, '_>, what: &str) ->
         )));
     }
     for port in signalled {
-        front
-            .events
+        events
             .events
             .unmask(port)
             .context("unmask the event channel")?;
     }
     Ok(())
+}
+
+/// Reports the ring requests each queue carried (when there are several) and fails unless
+/// every queue carried some.
+pub(crate) fn report_queues(cx: &mut Context, k: &Counters, queues: usize) -> Outcome {
+    let per_queue = &k.queue_requests[..queues.min(k.queue_requests.len())];
+    cx.log(format!("ring requests per queue: {per_queue:?}"));
+    if queues > 1 {
+        let text: Vec<String> = per_queue.iter().map(u64::to_string).collect();
+        cx.text("per queue", &text.join("/"));
+    }
+    ensure(per_queue.iter().all(|&n| n > 0), || {
+        format!("a queue carried no request: {per_queue:?}")
+    })
+}
+
+/// Binds `count` unbound event channels for dom0's backend, one per queue; none when one fails.
+pub(crate) fn bind_queue_ports(
+    events: &mut EventChannels,
+    count: u32,
+) -> Result<Vec<Port>, Failure> {
+    let mut ports = Vec::new();
+    for _ in 0..count {
+        match events.bind_unbound(0) {
+            Ok(port) => ports.push(port),
+            Err(e) => {
+                for port in ports {
+                    let _ = events.unbind(port);
+                }
+                return Err(Failure(format!("allocate an event channel: {e}")));
+            }
+        }
+    }
+    Ok(ports)
 }
 
 /// Runs one SCSI command through the disk and, when it needs the backend, the engine.
@@ -386,18 +419,7 @@ fn session(
         cx.figure("queues", f64::from(params.queues), "");
     }
     let mut events = EventChannels::open().context("open evtchn")?;
-    let mut ports = Vec::new();
-    for _ in 0..params.queues {
-        match events.bind_unbound(0) {
-            Ok(port) => ports.push(port),
-            Err(e) => {
-                for port in ports {
-                    let _ = events.unbind(port);
-                }
-                return Err(Failure(format!("allocate an event channel: {e}")));
-            }
-        }
-    }
+    let ports = bind_queue_ports(&mut events, params.queues)?;
     let outcome = {
         let events = EvtchnEvents::with_ports(&mut events, ports.clone());
         let mut front = VbdFront::new(&pool, events, vdev as u16).context("build the engine")?;
@@ -795,21 +817,7 @@ fn drive(
         params.indirect_segments == 0 || k.indirect_requests > 0,
         || "indirect segments negotiated but no indirect request issued".into(),
     )?;
-    let per_queue = &k.queue_requests[..params.queues as usize];
-    cx.log(format!("ring requests per queue: {per_queue:?}"));
-    ensure(per_queue.iter().all(|&n| n > 0), || {
-        format!("a queue carried no request: {per_queue:?}")
-    })?;
-    if params.queues > 1 {
-        cx.text(
-            "per queue",
-            &per_queue
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join("/"),
-        );
-    }
+    report_queues(cx, &k, params.queues as usize)?;
 
     // Disconnect: Closing, then Closed, on both ends.
     let took = store.disconnect(fe, be, STATE_TIMEOUT)?;

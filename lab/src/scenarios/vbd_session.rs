@@ -14,8 +14,11 @@ use xenvbd_core::blkif::{
 };
 use xenvbd_core::{BlockOp, DiskInfo, Segment, Tag};
 
-use super::toolstack::{wait_event, write_vbd_nodes_typed, LoopImage, Store};
-use super::vbd_core::{features, first_difference, gather, poll_until, scatter, seg};
+use super::toolstack::{write_vbd_nodes_typed, LoopImage, Store};
+use super::vbd_core::{
+    bind_queue_ports, features, first_difference, gather, poll_until, scatter, seg,
+    wait_queue_events,
+};
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::pool::PagePool;
@@ -24,8 +27,6 @@ use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt};
 
 /// How long the backend may take to change state.
 pub(crate) const STATE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the backend may stay silent while operations are in flight.
-pub(crate) const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a session is built from.
 #[derive(Clone, Copy, Debug)]
@@ -101,14 +102,12 @@ pub(crate) fn with_session(
     let pool = PagePool::new(&gnt, 0, (DATA_START + setup.data_pages) as u32)
         .context("grant the page pool")?;
     let mut events = EventChannels::open().context("open evtchn")?;
-    let port = events
-        .bind_unbound(0)
-        .context("allocate an event channel")?;
+    let ports = bind_queue_ports(&mut events, params.queues)?;
     let current;
     let outcome = {
         let mut front = VbdFront::new(
             &pool,
-            EvtchnEvents::new(&mut events, port),
+            EvtchnEvents::with_ports(&mut events, ports.clone()),
             setup.vdev as u16,
         )
         .context("build the engine")?;
@@ -130,18 +129,20 @@ pub(crate) fn with_session(
         front.with_io(|engine, io| engine.disconnect(io));
         let outstanding = front.grants.outstanding();
         cx.figure("grants used", front.grants.granted as f64, "");
-        // A body that reconnected may have moved to a new event channel.
-        current = front.events.ports[0];
+        // A body that reconnected may have moved to new event channels.
+        current = front.events.ports.clone();
         result.and(ensure(outstanding == 0, || {
             format!("{outstanding} grants still in use after disconnect")
         }))
     };
-    if current != port {
+    for port in current.iter().filter(|p| !ports.contains(p)) {
         events
-            .unbind(current)
-            .context("unbind the reconnection's event channel")?;
+            .unbind(*port)
+            .context("unbind the reconnection's event channels")?;
     }
-    events.unbind(port).context("unbind the event channel")?;
+    for port in ports {
+        events.unbind(port).context("unbind the event channels")?;
+    }
     pool.release().context("end the pool's grants")?;
     outcome
 }
@@ -246,8 +247,7 @@ pub(crate) fn poll(front: &mut VbdFront<'_, '_, '_>, done: &mut Vec<BlockComplet
 
 /// Waits for the backend's next event.
 pub(crate) fn wait(front: &mut VbdFront<'_, '_, '_>, what: &str) -> Outcome {
-    let port = front.events.ports[0];
-    wait_event(front.events.events, port, IO_TIMEOUT, what)
+    wait_queue_events(&mut front.events, what)
 }
 
 /// Polls (and waits for events) until the engine has nothing outstanding.

@@ -12,13 +12,13 @@ use xenvbd_core::blkif::{BlockCompletion, BlockStatus, FrontendConfig, FrontendP
 use xenvbd_core::{BlockOp, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
-use super::vbd_core::{features, first_difference, gather, scatter};
+use super::vbd_core::{features, first_difference, gather, report_queues, scatter};
 use super::vbd_session::{
     blkback_stats, connect, drain, poll, run_ops, slot_segments, stat, try_submit, wait,
     with_session, Link, OpSpec, Setup, STATE_TIMEOUT,
 };
 use crate::platform::evtchn::Port;
-use crate::platform::vbd::VbdFront;
+use crate::platform::vbd::{VbdFront, QUEUES};
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
 
 /// `vbd-reconnect`.
@@ -52,8 +52,9 @@ pub const SOAK: Scenario = Scenario {
     name: "vbd-soak",
     description: "25 s of seeded random reads, writes (1 sector to 256 KiB, random buffer \
                   offsets and pieces, so some bounce; some FUA), discards and flushes, as many \
-                  in flight as the engine takes, every read compared with a model of the disk \
-                  and the whole image file compared with it at the end",
+                  in flight as the engine takes over every queue blkback offers, every read \
+                  compared with a model of the disk and the whole image file compared with it \
+                  at the end",
     default: true,
     timeout: Duration::from_secs(240),
     run: |cx| {
@@ -65,6 +66,7 @@ pub const SOAK: Scenario = Scenario {
                 persistent: false,
                 time: Duration::from_secs(25),
                 reconnect_every: None,
+                queues: QUEUES as u32,
                 sector_size: None,
             },
         )
@@ -89,6 +91,7 @@ pub const SOAK_PERSISTENT: Scenario = Scenario {
                 persistent: true,
                 time: Duration::from_secs(10),
                 reconnect_every: Some(Duration::from_secs(2)),
+                queues: 1,
                 sector_size: None,
             },
         )
@@ -113,6 +116,7 @@ pub const SOAK_4K: Scenario = Scenario {
                 persistent: false,
                 time: Duration::from_secs(10),
                 reconnect_every: None,
+                queues: 1,
                 sector_size: Some(4096),
             },
         )
@@ -656,6 +660,8 @@ struct SoakKind {
     time: Duration,
     /// Close and reconnect the frontend this often, with operations in flight.
     reconnect_every: Option<Duration>,
+    /// The most queues to use (blkback offers one per dom0 vCPU).
+    queues: u32,
     /// The loop device's logical block size, if not 512.
     sector_size: Option<u32>,
 }
@@ -673,6 +679,7 @@ fn run_soak(cx: &mut Context, kind: SoakKind) -> Outcome {
             // directly.
             config: FrontendConfig {
                 persistent: kind.persistent,
+                max_queues: kind.queues,
                 ..FrontendConfig::default()
             },
             data_pages: SLOTS * SLOT_PAGES,
@@ -906,6 +913,7 @@ fn soak_body(
     }
     cx.figure("bounced segments", k.bounced_segments as f64, "");
     cx.figure("indirect requests", k.indirect_requests as f64, "");
+    report_queues(cx, &k, front.engine.queues())?;
     cx.figure(
         "verified",
         (bytes + model.len() as u64) as f64 / (1024.0 * 1024.0),
