@@ -110,6 +110,21 @@ impl<'g> PagePool<'g> {
         self.pages.pages().write(at, data);
     }
 
+    /// Copies `len` bytes from `src_frame` at `src_offset` to `dst_frame` at `dst_offset`, each
+    /// range within its page, directly inside the mapping. Panics outside the pool or a page.
+    pub fn copy(
+        &self,
+        dst_frame: u64,
+        dst_offset: usize,
+        src_frame: u64,
+        src_offset: usize,
+        len: usize,
+    ) {
+        let from = self.byte_offset(src_frame, src_offset, len);
+        let to = self.byte_offset(dst_frame, dst_offset, len);
+        self.pages.pages().copy_within(from, to, len);
+    }
+
     /// A ring over the 2^`order` pages starting at page `first`.
     ///
     /// # Safety

@@ -153,6 +153,18 @@ impl GuestMemory for PoolMemory<'_, '_> {
     fn write(&mut self, frame: u64, offset: usize, data: &[u8]) {
         self.pool.write(frame, offset, data);
     }
+
+    fn copy(
+        &mut self,
+        dst_frame: u64,
+        dst_offset: usize,
+        src_frame: u64,
+        src_offset: usize,
+        len: usize,
+    ) {
+        self.pool
+            .copy(dst_frame, dst_offset, src_frame, src_offset, len);
+    }
 }
 
 /// [`Events`] over event channels bound with `/dev/xen/evtchn`, one per queue.

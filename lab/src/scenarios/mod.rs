@@ -48,7 +48,7 @@ pub const REGISTRY: &[Scenario] = &[
     linux_frontends::BLKFRONT,
     linux_frontends::NETFRONT,
     vbd_bench::SCENARIO,
-    vbd_bench::BATCHED,
+    vbd_bench::UNBATCHED,
     selftest::FAIL,
     selftest::PANIC,
     selftest::TIMEOUT,

@@ -140,6 +140,27 @@ pub trait GuestMemory {
     fn read(&self, frame: u64, offset: usize, buf: &mut [u8]);
     /// Copies `data` into guest frame `frame` at `offset` (within the page).
     fn write(&mut self, frame: u64, offset: usize, data: &[u8]);
+    /// Copies `len` bytes from `src_frame` at `src_offset` to `dst_frame` at `dst_offset` (each
+    /// range within its page; the two never overlap): the bounce and persistent-page copies. The
+    /// default goes through a 512-byte buffer; a platform with both pages mapped copies directly,
+    /// touching each byte once.
+    fn copy(
+        &mut self,
+        dst_frame: u64,
+        dst_offset: usize,
+        src_frame: u64,
+        src_offset: usize,
+        len: usize,
+    ) {
+        let mut chunk = [0u8; 512];
+        let mut done = 0;
+        while done < len {
+            let n = (len - done).min(chunk.len());
+            self.read(src_frame, src_offset + done, &mut chunk[..n]);
+            self.write(dst_frame, dst_offset + done, &chunk[..n]);
+            done += n;
+        }
+    }
 }
 
 /// What the backend told us about the disk (from its xenstore nodes at Connected), in the form

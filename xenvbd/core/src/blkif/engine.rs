@@ -1537,27 +1537,13 @@ fn for_guest_ranges<const S: usize>(
 }
 
 fn copy_in<const S: usize, M: GuestMemory>(job: &Job<S>, piece: Piece, page: u64, mem: &mut M) {
-    let mut chunk = [0u8; 512];
     for_guest_ranges(job, piece.stream, piece.len, |frame, off, at, len| {
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(chunk.len());
-            mem.read(frame, off + done, &mut chunk[..n]);
-            mem.write(page, at + done, &chunk[..n]);
-            done += n;
-        }
+        mem.copy(page, at, frame, off, len);
     });
 }
 
 fn copy_out<const S: usize, M: GuestMemory>(job: &Job<S>, piece: Piece, page: u64, mem: &mut M) {
-    let mut chunk = [0u8; 512];
     for_guest_ranges(job, piece.stream, piece.len, |frame, off, at, len| {
-        let mut done = 0;
-        while done < len {
-            let n = (len - done).min(chunk.len());
-            mem.read(page, at + done, &mut chunk[..n]);
-            mem.write(frame, off + done, &chunk[..n]);
-            done += n;
-        }
+        mem.copy(frame, off, page, at, len);
     });
 }
