@@ -397,9 +397,9 @@ mod tests {
         assert_eq!(evtchn::IOCTL_NOTIFY, 0x4_4504);
     }
 
-    #[test]
-    fn mapping_of_an_ordinary_file_reads_and_writes() {
-        let path = std::env::temp_dir().join(format!("lab-mapping-{}", std::process::id()));
+    /// A writable one-page mapping of a new file in the temporary directory, and the file's path.
+    fn scratch_mapping(name: &str) -> (std::path::PathBuf, Mapping) {
+        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -409,6 +409,12 @@ mod tests {
             .unwrap();
         file.set_len(PAGE_SIZE as u64).unwrap();
         let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, true).unwrap();
+        (path, map)
+    }
+
+    #[test]
+    fn mapping_of_an_ordinary_file_reads_and_writes() {
+        let (path, map) = scratch_mapping("lab-mapping");
         map.write(10, b"hello");
         let mut buf = [0u8; 5];
         map.read(10, &mut buf);
@@ -420,16 +426,7 @@ mod tests {
 
     #[test]
     fn mapping_copies_at_every_alignment_and_length() {
-        let path = std::env::temp_dir().join(format!("lab-words-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(PAGE_SIZE as u64).unwrap();
-        let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, true).unwrap();
+        let (path, map) = scratch_mapping("lab-words");
         for offset in 0..17 {
             for len in [0, 1, 7, 8, 9, 15, 16, 17, 31, 100] {
                 let data: Vec<u8> = (0..len).map(|i| (i * 7 + offset + len) as u8).collect();
@@ -445,16 +442,7 @@ mod tests {
 
     #[test]
     fn mapping_copies_within_at_every_alignment_and_length() {
-        let path = std::env::temp_dir().join(format!("lab-copy-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(PAGE_SIZE as u64).unwrap();
-        let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, true).unwrap();
+        let (path, map) = scratch_mapping("lab-copy");
         let pattern: Vec<u8> = (0..2048).map(|i| (i * 13 + 5) as u8).collect();
         for from in 0..17 {
             for to in [2048, 2049, 2052, 2056, 2063] {

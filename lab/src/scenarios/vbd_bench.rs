@@ -40,7 +40,7 @@ use super::toolstack::{
     device_dirs, modprobe, module_loaded, remove_device, wait_path, write_vbd_nodes, LoopImage,
     Store,
 };
-use super::vbd_core::{bind_queue_ports, features, wait_queue_events};
+use super::vbd_core::{bind_queue_ports, features, publish_and_connect, wait_queue_events};
 use crate::platform::aio::{Aio, AioCompletion, AioRequest};
 use crate::platform::clock::{ticks, Tsc};
 use crate::platform::evtchn::EventChannels;
@@ -883,20 +883,7 @@ fn ours_drive(
 ) -> Outcome {
     front.attach_ring(params).context("attach the rings")?;
     let refs = front.queue_ring_refs();
-    let refs: Vec<&[u32]> = refs.iter().map(Vec::as_slice).collect();
-    let mut nodes = Vec::new();
-    params
-        .write_nodes(&refs, &front.events.ports, |k, v| {
-            nodes.push((format!("{fe}/{k}"), v.to_owned()));
-            Ok::<(), ()>(())
-        })
-        .map_err(|e| Failure(format!("frontend nodes: {e:?}")))?;
-    nodes.push((
-        format!("{fe}/state"),
-        XenbusState::Initialised.as_str().to_owned(),
-    ));
-    store.write_all(&nodes)?;
-    store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)?;
+    publish_and_connect(store, fe, be, &params, &refs, &front.events.ports)?;
     let features = features(store, be)?;
     let info = features
         .disk_info()

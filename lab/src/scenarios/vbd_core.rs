@@ -294,6 +294,33 @@ pub(crate) fn report_queues(cx: &mut Context, k: &Counters, queues: usize) -> Ou
     })
 }
 
+/// Publishes the frontend's nodes under `fe` — each queue's ring references (`refs[q]`) and
+/// event channel (`ports[q]`), and the rest of `params` (`protocol` from `params.layout`) — then
+/// Initialised, and waits for the backend's Connected; returns how long that took.
+pub(crate) fn publish_and_connect(
+    store: &mut Store,
+    fe: &str,
+    be: &str,
+    params: &FrontendParams,
+    refs: &[Vec<u32>],
+    ports: &[Port],
+) -> Result<Duration, Failure> {
+    let refs: Vec<&[u32]> = refs.iter().map(Vec::as_slice).collect();
+    let mut nodes = Vec::new();
+    params
+        .write_nodes(&refs, ports, |k, v| {
+            nodes.push((format!("{fe}/{k}"), v.to_owned()));
+            Ok::<(), ()>(())
+        })
+        .map_err(|e| Failure(format!("frontend nodes: {e:?}")))?;
+    nodes.push((
+        format!("{fe}/state"),
+        XenbusState::Initialised.as_str().to_owned(),
+    ));
+    store.write_all(&nodes)?;
+    store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)
+}
+
 /// Binds `count` unbound event channels for dom0's backend, one per queue; none when one fails.
 pub(crate) fn bind_queue_ports(
     events: &mut EventChannels,
@@ -356,6 +383,43 @@ pub(crate) fn command(
         finished = pending.record(BlockOutcome::from_blkif(op, &completions[0]));
     }
     finished.ok_or_else(|| Failure(format!("command {:#04x} never completed", cdb[0])))
+}
+
+/// READ CAPACITY(16) with an allocation length of 32.
+pub(crate) const READ_CAPACITY_16: [u8; 16] = [
+    opcode::SERVICE_ACTION_IN_16,
+    0x10,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    32,
+    0,
+    0,
+];
+
+/// Runs a command that returns `len` bytes into data page `frame` (at offset 0), requires GOOD
+/// and returns the bytes.
+pub(crate) fn data_in(
+    front: &mut VbdFront<'_, '_, '_>,
+    disk: &mut Disk,
+    tag: u64,
+    frame: u64,
+    cdb: &[u8],
+    len: u16,
+    what: &str,
+) -> Result<Vec<u8>, Failure> {
+    let buf = [seg(frame, 0, len)];
+    let c = command(front, disk, tag, cdb, DataDirection::FromDevice, &buf)?;
+    good(&c, what)?;
+    Ok(gather(front, &buf))
 }
 
 pub(crate) fn good(c: &ScsiCompletion, what: &str) -> Outcome {
@@ -452,9 +516,6 @@ fn drive(
     front: &mut VbdFront<'_, '_, '_>,
 ) -> Outcome {
     front.attach_ring(params).context("attach the rings")?;
-    let refs = front.queue_ring_refs();
-    let refs: Vec<&[u32]> = refs.iter().map(Vec::as_slice).collect();
-    let mut nodes = Vec::new();
     // The engine was attached expecting x86_64; what the frontend announces decides which
     // layout blkback uses, and only the probe tells the engine.
     let published = FrontendParams {
@@ -462,18 +523,8 @@ fn drive(
         ..params
     };
     cx.text("protocol", published.layout.protocol());
-    published
-        .write_nodes(&refs, &front.events.ports, |k, v| {
-            nodes.push((format!("{fe}/{k}"), v.to_owned()));
-            Ok::<(), ()>(())
-        })
-        .map_err(|e| Failure(format!("frontend nodes: {e:?}")))?;
-    nodes.push((
-        format!("{fe}/state"),
-        XenbusState::Initialised.as_str().to_owned(),
-    ));
-    store.write_all(&nodes)?;
-    let connect = store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)?;
+    let refs = front.queue_ring_refs();
+    let connect = publish_and_connect(store, fe, be, &published, &refs, &front.events.ports)?;
     cx.duration("connect", connect, "ms");
 
     let features = features(store, be)?;
@@ -576,21 +627,15 @@ fn drive(
     // READ CAPACITY(16): blkif's `sectors` counts 512-byte units, the SCSI layer the disk's
     // logical blocks.
     let bl = u64::from(block_len);
-    let buf = [seg(d0, 0, 32)];
-    let mut cdb = [0u8; 16];
-    cdb[0] = opcode::SERVICE_ACTION_IN_16;
-    cdb[1] = 0x10;
-    cdb[13] = 32;
-    let c = command(
+    let cap = data_in(
         front,
         &mut disk,
         next(),
-        &cdb,
-        DataDirection::FromDevice,
-        &buf,
+        d0,
+        &READ_CAPACITY_16,
+        32,
+        "READ CAPACITY(16)",
     )?;
-    good(&c, "READ CAPACITY(16)")?;
-    let cap = gather(front, &buf);
     let last_lba = u64::from_be_bytes(cap[0..8].try_into().expect("8 bytes"));
     let block = u32::from_be_bytes(cap[8..12].try_into().expect("4 bytes"));
     let want_blocks = image.sectors * 512 / bl;

@@ -15,7 +15,8 @@ use xenvbd_core::{BlockOp, DataDirection, ScsiStatus, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
 use super::vbd_core::{
-    cdb10, command, first_difference, gather, good, poll_until, scatter, seg, vdev_unique,
+    cdb10, command, data_in, first_difference, gather, good, poll_until, scatter, seg, vdev_unique,
+    READ_CAPACITY_16,
 };
 use super::vbd_session::{
     blkback_stats, run_ops, stat, try_submit, with_session, Link, OpSpec, Setup,
@@ -459,21 +460,15 @@ fn discard_body(
     let d0 = front.data_frame(0);
 
     // READ CAPACITY(16): LBPME.
-    let buf = [seg(d0, 0, 32)];
-    let mut cdb = [0u8; 16];
-    cdb[0] = opcode::SERVICE_ACTION_IN_16;
-    cdb[1] = 0x10;
-    cdb[13] = 32;
-    let c = command(
+    let cap = data_in(
         front,
         &mut disk,
         next(),
-        &cdb,
-        DataDirection::FromDevice,
-        &buf,
+        d0,
+        &READ_CAPACITY_16,
+        32,
+        "READ CAPACITY(16)",
     )?;
-    good(&c, "READ CAPACITY(16)")?;
-    let cap = gather(front, &buf);
     ensure(cap[14] & 0x80 != 0, || {
         format!(
             "READ CAPACITY(16) without LBPME: byte 14 = {:#04x}",
@@ -482,17 +477,15 @@ fn discard_body(
     })?;
 
     // VPD B0h: the unmap granularity and alignment the guest sees are blkback's, in blocks.
-    let buf = [seg(d0, 0, 64)];
-    let c = command(
+    let vpd = data_in(
         front,
         &mut disk,
         next(),
+        d0,
         &[opcode::INQUIRY, 0x01, 0xb0, 0, 64, 0],
-        DataDirection::FromDevice,
-        &buf,
+        64,
+        "INQUIRY VPD B0h",
     )?;
-    good(&c, "INQUIRY VPD B0h")?;
-    let vpd = gather(front, &buf);
     let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let (unmap_granularity, unmap_alignment) = (be32(&vpd[28..32]), be32(&vpd[32..36]));
     cx.log(format!(
@@ -822,17 +815,15 @@ fn cdrom_body(
     let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
 
     // INQUIRY: CD/DVD (5), removable.
-    let buf = [seg(d0, 0, 96)];
-    let c = command(
+    let inq = data_in(
         front,
         &mut disk,
         next(),
+        d0,
         &[opcode::INQUIRY, 0, 0, 0, 96, 0],
-        DataDirection::FromDevice,
-        &buf,
+        96,
+        "INQUIRY",
     )?;
-    good(&c, "INQUIRY")?;
-    let inq = gather(front, &buf);
     cx.log(format!(
         "INQUIRY: type {:#x}, rmb {}, '{}' '{}'",
         inq[0] & 0x1f,
@@ -849,17 +840,15 @@ fn cdrom_body(
     cx.figure("peripheral type", f64::from(inq[0] & 0x1f), "");
 
     // READ CAPACITY(10): 300 blocks of 2048.
-    let buf = [seg(d0, 0, 8)];
-    let c = command(
+    let cap = data_in(
         front,
         &mut disk,
         next(),
+        d0,
         &[opcode::READ_CAPACITY_10, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-        DataDirection::FromDevice,
-        &buf,
+        8,
+        "READ CAPACITY(10)",
     )?;
-    good(&c, "READ CAPACITY(10)")?;
-    let cap = gather(front, &buf);
     let last = u32::from_be_bytes([cap[0], cap[1], cap[2], cap[3]]);
     let block = u32::from_be_bytes([cap[4], cap[5], cap[6], cap[7]]);
     ensure(
@@ -916,17 +905,15 @@ fn cdrom_body(
     })?;
 
     // READ TOC, format 0, LBA: track 1 at 0, lead-out at the capacity.
-    let buf = [seg(d0, 0, 64)];
-    let c = command(
+    let toc = data_in(
         front,
         &mut disk,
         next(),
+        d0,
         &[opcode::READ_TOC, 0, 0, 0, 0, 0, 0, 0, 64, 0],
-        DataDirection::FromDevice,
-        &buf,
+        64,
+        "READ TOC",
     )?;
-    good(&c, "READ TOC")?;
-    let toc = gather(front, &buf);
     let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let (first, last_track) = (toc[2], toc[3]);
     let (t1, t1_start) = (toc[6], be32(&toc[8..12]));

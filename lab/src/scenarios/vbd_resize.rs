@@ -13,7 +13,9 @@ use xenvbd_core::scsi::{opcode, Disk, DiskConfig, Identity};
 use xenvbd_core::{DataDirection, ScsiStatus, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
-use super::vbd_core::{cdb10, command, features, first_difference, gather, good, scatter, seg};
+use super::vbd_core::{
+    cdb10, command, features, first_difference, gather, good, scatter, seg, READ_CAPACITY_16,
+};
 use super::vbd_session::{with_session, Link, Setup};
 use crate::platform::vbd::VbdFront;
 use crate::platform::PAGE_SIZE;
@@ -79,11 +81,14 @@ fn read_capacity(
     tag: u64,
 ) -> Result<(xenvbd_core::ScsiCompletion, u64, u32), Failure> {
     let buf = [seg(front.data_frame(0), 0, 32)];
-    let mut cdb = [0u8; 16];
-    cdb[0] = opcode::SERVICE_ACTION_IN_16;
-    cdb[1] = 0x10;
-    cdb[13] = 32;
-    let c = command(front, disk, tag, &cdb, DataDirection::FromDevice, &buf)?;
+    let c = command(
+        front,
+        disk,
+        tag,
+        &READ_CAPACITY_16,
+        DataDirection::FromDevice,
+        &buf,
+    )?;
     let cap = gather(front, &buf);
     let mut last = [0u8; 8];
     last.copy_from_slice(&cap[0..8]);

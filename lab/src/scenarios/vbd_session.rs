@@ -16,8 +16,8 @@ use xenvbd_core::{BlockOp, DiskInfo, Segment, Tag};
 
 use super::toolstack::{write_vbd_nodes_typed, LoopImage, Store};
 use super::vbd_core::{
-    bind_queue_ports, features, first_difference, gather, poll_until, scatter, seg,
-    wait_queue_events,
+    bind_queue_ports, features, first_difference, gather, poll_until, publish_and_connect, scatter,
+    seg, wait_queue_events,
 };
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
@@ -169,20 +169,7 @@ pub(crate) fn connect(
         })
         .context("attach the ring")?;
     let refs = front.queue_ring_refs();
-    let refs: Vec<&[u32]> = refs.iter().map(Vec::as_slice).collect();
-    let mut nodes = Vec::new();
-    params
-        .write_nodes(&refs, &front.events.ports, |k, v| {
-            nodes.push((format!("{fe}/{k}"), v.to_owned()));
-            Ok::<(), ()>(())
-        })
-        .map_err(|e| Failure(format!("frontend nodes: {e:?}")))?;
-    nodes.push((
-        format!("{fe}/state"),
-        XenbusState::Initialised.as_str().to_owned(),
-    ));
-    store.write_all(&nodes)?;
-    let connect = store.expect_state("backend", be, XenbusState::Connected, STATE_TIMEOUT)?;
+    let connect = publish_and_connect(store, fe, be, &params, &refs, &front.events.ports)?;
     let features = features(store, be)?;
     let info = features
         .disk_info()
