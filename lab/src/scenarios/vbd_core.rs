@@ -228,6 +228,17 @@ pub(crate) fn gather(front: &VbdFront<'_, '_, '_>, segments: &[Segment]) -> Vec<
     out
 }
 
+/// Fails unless the image file holds `want` at 512-byte sector `sector`; `what` names the check.
+pub(crate) fn expect_in_image(image: &LoopImage, sector: u64, want: &[u8], what: &str) -> Outcome {
+    let in_file = image.read_file(sector * 512, want.len())?;
+    ensure(in_file == want, || {
+        format!(
+            "{what}: the image at sector {sector} differs: {}",
+            first_difference(&in_file, want)
+        )
+    })
+}
+
 pub(crate) fn first_difference(got: &[u8], want: &[u8]) -> String {
     match got.iter().zip(want).position(|(a, b)| a != b) {
         Some(at) => format!(
@@ -820,13 +831,7 @@ fn drive(
     )?;
     good(&c, "SYNCHRONIZE CACHE(10)")?;
     for (sector, want) in [(SCATTER_SECTOR, &pattern), (BIG_SECTOR, &big_pattern)] {
-        let in_file = image.read_file(sector * 512, want.len())?;
-        ensure(&in_file == want, || {
-            format!(
-                "after SYNCHRONIZE CACHE the image at sector {sector} differs: {}",
-                first_difference(&in_file, want)
-            )
-        })?;
+        expect_in_image(image, sector, want, "after SYNCHRONIZE CACHE")?;
         verified += want.len();
     }
 

@@ -15,8 +15,8 @@ use xenvbd_core::{BlockOp, DataDirection, ScsiStatus, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
 use super::vbd_core::{
-    cdb10, command, data_in, first_difference, gather, good, poll_until, scatter, seg, vdev_unique,
-    READ_CAPACITY_16,
+    cdb10, command, data_in, expect_in_image, first_difference, gather, good, poll_until, scatter,
+    seg, vdev_unique, READ_CAPACITY_16,
 };
 use super::vbd_session::{
     blkback_stats, run_ops, stat, try_submit, with_session, Link, OpSpec, Setup,
@@ -210,14 +210,7 @@ fn persistent_body(
     let after = blkback_stats(PERSISTENT_VDEV);
     let mut verified = r.bytes;
     for spec in &writes {
-        let in_file = image.read_file(spec.sector * 512, spec.data.len())?;
-        ensure(in_file == spec.data, || {
-            format!(
-                "the image at sector {} differs: {}",
-                spec.sector,
-                first_difference(&in_file, &spec.data)
-            )
-        })?;
+        expect_in_image(image, spec.sector, &spec.data, "after the writes")?;
         verified += spec.data.len() as u64;
     }
     let k = front.engine.counters();

@@ -14,7 +14,8 @@ use xenvbd_core::{DataDirection, ScsiStatus, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
 use super::vbd_core::{
-    cdb10, command, features, first_difference, gather, good, scatter, seg, READ_CAPACITY_16,
+    cdb10, command, expect_in_image, features, first_difference, gather, good, scatter, seg,
+    READ_CAPACITY_16,
 };
 use super::vbd_session::{with_session, Link, Setup};
 use crate::platform::vbd::VbdFront;
@@ -247,14 +248,8 @@ fn body(
             first_difference(&got, &pattern)
         )
     })?;
-    let in_file = image.read_file(last * 512, pattern.len())?;
-    ensure(in_file == pattern, || {
-        format!(
-            "the image's last 64 KiB: {}",
-            first_difference(&in_file, &pattern)
-        )
-    })?;
-    verified += got.len() + in_file.len();
+    expect_in_image(image, last, &pattern, "the last 64 KiB")?;
+    verified += got.len() + pattern.len();
 
     // Past the new end: refused by the SCSI layer.
     let c = command(

@@ -12,7 +12,9 @@ use xenvbd_core::blkif::{BlockCompletion, BlockStatus, FrontendConfig, FrontendP
 use xenvbd_core::{BlockOp, Segment};
 
 use super::toolstack::{device_dirs, modprobe, remove_device, sectors_content, LoopImage, Store};
-use super::vbd_core::{features, first_difference, gather, report_queues, scatter};
+use super::vbd_core::{
+    expect_in_image, features, first_difference, gather, report_queues, scatter,
+};
 use super::vbd_session::{
     blkback_stats, connect, drain, poll, run_ops, slot_segments, stat, try_submit, wait,
     with_session, Link, OpSpec, Setup, STATE_TIMEOUT,
@@ -502,14 +504,7 @@ fn reconnect_body(
     let r = run_ops(front, &reads, SLOTS, SLOT_PAGES, 100)?;
     let mut verified = r.bytes;
     for spec in &ops {
-        let in_file = image.read_file(spec.sector * 512, spec.data.len())?;
-        ensure(in_file == spec.data, || {
-            format!(
-                "the image at sector {}: {}",
-                spec.sector,
-                first_difference(&in_file, &spec.data)
-            )
-        })?;
+        expect_in_image(image, spec.sector, &spec.data, "after the reconnect")?;
         verified += spec.data.len() as u64;
     }
     // And nothing else changed.
