@@ -228,6 +228,48 @@ pub(crate) fn gather(front: &VbdFront<'_, '_, '_>, segments: &[Segment]) -> Vec<
     out
 }
 
+/// WRITE(10) of `data` (copied into `segments` first) at block `lba`, `blocks` long; requires
+/// GOOD.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write10(
+    front: &mut VbdFront<'_, '_, '_>,
+    disk: &mut Disk,
+    tag: u64,
+    lba: u64,
+    blocks: u16,
+    segments: &[Segment],
+    data: &[u8],
+    what: &str,
+) -> Outcome {
+    scatter(front, segments, data);
+    let cdb = cdb10(opcode::WRITE_10, lba, blocks);
+    let c = command(front, disk, tag, &cdb, DataDirection::ToDevice, segments)?;
+    good(&c, what)
+}
+
+/// READ(10) of `blocks` at block `lba` into `segments` (first filled with a byte the read must
+/// replace); requires GOOD and exactly the bytes `want`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn read10_expect(
+    front: &mut VbdFront<'_, '_, '_>,
+    disk: &mut Disk,
+    tag: u64,
+    lba: u64,
+    blocks: u16,
+    segments: &[Segment],
+    want: &[u8],
+    what: &str,
+) -> Outcome {
+    scatter(front, segments, &vec![0xa5; want.len()]);
+    let cdb = cdb10(opcode::READ_10, lba, blocks);
+    let c = command(front, disk, tag, &cdb, DataDirection::FromDevice, segments)?;
+    good(&c, what)?;
+    let got = gather(front, segments);
+    ensure(got == want, || {
+        format!("{what}: {}", first_difference(&got, want))
+    })
+}
+
 /// Fails unless the image file holds `want` at 512-byte sector `sector`; `what` names the check.
 pub(crate) fn expect_in_image(image: &LoopImage, sector: u64, want: &[u8], what: &str) -> Outcome {
     let in_file = image.read_file(sector * 512, want.len())?;
@@ -759,21 +801,17 @@ fn drive(
         good(&c, "scattered WRITE(10)")?;
         cx.duration("scattered write", started.elapsed(), "ms");
     }
-    scatter(front, &scattered, &vec![0u8; pattern.len()]);
-    let c = command(
+    read10_expect(
         front,
         &mut disk,
         next(),
-        &cdb10(opcode::READ_10, scatter_lba, blocks as u16),
-        DataDirection::FromDevice,
+        scatter_lba,
+        blocks as u16,
         &scattered,
+        &pattern,
+        "scattered READ(10)",
     )?;
-    good(&c, "scattered READ(10)")?;
-    let back = gather(front, &scattered);
-    ensure(back == pattern, || {
-        format!("scattered read-back: {}", first_difference(&back, &pattern))
-    })?;
-    verified += back.len();
+    verified += pattern.len();
 
     // 64 KiB in 16 whole pages (indirect when negotiated).
     let big_sectors = (BIG_PAGES * PAGE_SIZE / 512) as u64;
