@@ -198,7 +198,7 @@ static int evtchn_wait(struct xrp_link *link, struct xrp_evtchn *ch, uint64_t *s
             cpu_relax();
             v = __atomic_load_n(&ch->count, __ATOMIC_ACQUIRE);
             if (v != *seen)
-                goto woken;
+                goto awake;
         }
         if (__atomic_load_n(&link->abort, __ATOMIC_RELAXED)) {
             __atomic_store_n(&ch->sleeping, 0, __ATOMIC_RELAXED);
@@ -215,6 +215,8 @@ static int evtchn_wait(struct xrp_link *link, struct xrp_evtchn *ch, uint64_t *s
             }
         }
     }
+awake:
+    /* No longer asleep: as the Rust waiter does, so both sides do the same work per wake-up. */
     __atomic_store_n(&ch->sleeping, 0, __ATOMIC_RELAXED);
 woken:
     *seen = v;

@@ -1044,6 +1044,9 @@ mod tests {
                 assert_eq!(back.items, 200_000);
                 assert_eq!(front.notifies, link.to_back.sent());
                 assert_eq!(back.notifies, link.to_front.sent());
+                // Both C waiters slept and woke: neither is still marked asleep.
+                assert!(front.sleeps > 0 && back.sleeps > 0);
+                assert!(!link.to_front.has_sleeper() && !link.to_back.has_sleeper());
             }
         }
     }
