@@ -431,7 +431,7 @@ impl<
                     Ok(g) => self.ring_grefs[q][i] = Some(g),
                     Err(e) => {
                         self.end_ring_grants(io);
-                        self.rings = [const { None }; QUEUES];
+                        self.forget_rings();
                         return Err(e);
                     }
                 }
@@ -440,11 +440,10 @@ impl<
         }
         if count != queues || self.rings[..queues].iter().any(Option::is_none) {
             self.end_ring_grants(io);
-            self.rings = [const { None }; QUEUES];
+            self.forget_rings();
             return Err(bad);
         }
         self.queues = queues;
-        self.queue_load = [0; QUEUES];
         self.params = Some(params);
         self.layout = params.layout;
         self.state = EngineState::RingReady;
@@ -640,7 +639,6 @@ impl<
     /// [`disconnect`](Self::disconnect).
     pub fn resumed(&mut self) {
         self.ring_grefs = [[None; RING_PAGES]; QUEUES];
-        self.queue_load = [0; QUEUES];
         for s in self.slots.iter_mut() {
             s.busy = false;
             s.generation = s.generation.wrapping_add(1);
@@ -658,8 +656,7 @@ impl<
             job.reset_dispatch();
         }
         self.counters.resubmitted += self.order_len as u64;
-        self.rings = [const { None }; QUEUES];
-        self.queues = 0;
+        self.forget_rings();
         if self.state != EngineState::Closed {
             self.state = EngineState::Disconnected;
         }
@@ -756,6 +753,11 @@ impl<
             }
         }
         self.end_ring_grants(io);
+        self.forget_rings();
+    }
+
+    /// Drops every ring (their grants are ended or void already) and what was counted on them.
+    fn forget_rings(&mut self) {
         self.rings = [const { None }; QUEUES];
         self.queues = 0;
         self.queue_load = [0; QUEUES];
@@ -1188,30 +1190,17 @@ impl<
                         let seg = self.wire_segment(j, i);
                         io.memory.write(frame, n * 8, seg.as_bytes());
                     }
-                    let page = &mut self.indirect[p as usize];
-                    if let Some(g) = page.persistent {
-                        // Kept from an earlier request: blkback still has it mapped.
-                        page.busy = true;
-                        ind_grefs[k] = g;
-                        self.counters.persistent_hits += 1;
-                        continue;
-                    }
-                    // A persistent grant is writable: blkback maps every persistent grant
-                    // read-write. Otherwise the backend only reads the page.
-                    match io
-                        .grants
-                        .grant(self.config.backend, frame, !params.persistent)
-                    {
-                        Ok(g) => {
-                            page.busy = true;
-                            if params.persistent {
-                                page.persistent = Some(g);
-                            } else {
-                                page.gref = Some(g);
-                            }
-                            ind_grefs[k] = g;
-                        }
-                        Err(_) => {
+                    // The backend only reads an indirect page.
+                    match grant_page(
+                        &mut self.indirect[p as usize],
+                        self.config.backend,
+                        params.persistent,
+                        true,
+                        io.grants,
+                        &mut self.counters,
+                    ) {
+                        Some(g) => ind_grefs[k] = g,
+                        None => {
                             ok = false;
                             break;
                         }
@@ -1320,27 +1309,24 @@ impl<
                 let Some(p) = page else {
                     return false;
                 };
-                let frame = self.pool[p].frame;
                 if write {
-                    copy_in(&self.jobs[j], piece, frame, io.memory);
+                    copy_in(&self.jobs[j], piece, self.pool[p].frame, io.memory);
                 }
-                if persistent {
-                    if self.pool[p].persistent.is_some() {
-                        self.counters.persistent_hits += 1;
-                    } else {
-                        match io.grants.grant(self.config.backend, frame, false) {
-                            Ok(g) => self.pool[p].persistent = Some(g),
-                            Err(_) => return false,
-                        }
-                    }
-                } else {
-                    match io.grants.grant(self.config.backend, frame, write) {
-                        Ok(g) => self.pool[p].gref = Some(g),
-                        Err(_) => return false,
-                    }
+                // The backend only reads the page of a write.
+                let granted = grant_page(
+                    &mut self.pool[p],
+                    self.config.backend,
+                    persistent,
+                    write,
+                    io.grants,
+                    &mut self.counters,
+                );
+                if granted.is_none() {
+                    return false;
+                }
+                if !persistent {
                     self.counters.bounced_segments += 1;
                 }
-                self.pool[p].busy = true;
                 self.jobs[j].pieces[i].kind = PieceKind::Copy { page: p as u16 };
                 true
             }
@@ -1445,6 +1431,39 @@ fn unreachable_params() -> FrontendParams {
         &super::FrontendConfig::default(),
         &BackendFeatures::default(),
     )
+}
+
+/// Grants pool or indirect `page` for one request and marks it busy: with persistent grants its
+/// kept grant (a hit: blkback still has it mapped) or a new grant it keeps, writable because
+/// blkback maps every persistent grant read-write; otherwise a grant for this request only,
+/// read-only when `readonly`. `None` when the grant table refuses (the page stays free).
+fn grant_page<G: Grants>(
+    page: &mut PoolPage,
+    backend: DomId,
+    persistent: bool,
+    readonly: bool,
+    grants: &mut G,
+    counters: &mut Counters,
+) -> Option<GrantRef> {
+    let gref = if persistent {
+        match page.persistent {
+            Some(g) => {
+                counters.persistent_hits += 1;
+                g
+            }
+            None => {
+                let g = grants.grant(backend, page.frame, false).ok()?;
+                page.persistent = Some(g);
+                g
+            }
+        }
+    } else {
+        let g = grants.grant(backend, page.frame, readonly).ok()?;
+        page.gref = Some(g);
+        g
+    };
+    page.busy = true;
+    Some(gref)
 }
 
 /// Cuts a data job into pieces. Returns `None` when they do not fit the job.
