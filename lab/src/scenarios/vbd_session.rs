@@ -285,6 +285,35 @@ pub(crate) struct OpSpec {
     pub data: Vec<u8>,
 }
 
+impl OpSpec {
+    /// Lays the buffer out over `pages` data pages from `first_page`, fills it (the data of a
+    /// write, zeros for a read) and returns its segments with the block operation.
+    pub(crate) fn stage(
+        &self,
+        front: &mut VbdFront<'_, '_, '_>,
+        first_page: usize,
+        pages: usize,
+    ) -> Result<(Vec<Segment>, BlockOp), Failure> {
+        let segments = slot_segments(front, first_page, pages, &self.layout)?;
+        let sectors = self.data.len() as u64 / 512;
+        let op = if self.write {
+            scatter(front, &segments, &self.data);
+            BlockOp::Write {
+                sector: self.sector,
+                sectors,
+                fua: false,
+            }
+        } else {
+            scatter(front, &segments, &vec![0; self.data.len()]);
+            BlockOp::Read {
+                sector: self.sector,
+                sectors,
+            }
+        };
+        Ok((segments, op))
+    }
+}
+
 /// What [`run_ops`] saw.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct BatchStats {
@@ -318,26 +347,7 @@ pub(crate) fn run_ops(
         while next < ops.len() {
             let Some(&slot) = free.last() else { break };
             let spec = &ops[next];
-            let segments = slot_segments(front, slot * slot_pages, slot_pages, &spec.layout)?;
-            let fill = if spec.write {
-                spec.data.clone()
-            } else {
-                vec![0; spec.data.len()]
-            };
-            scatter(front, &segments, &fill);
-            let sectors = spec.data.len() as u64 / 512;
-            let op = if spec.write {
-                BlockOp::Write {
-                    sector: spec.sector,
-                    sectors,
-                    fua: false,
-                }
-            } else {
-                BlockOp::Read {
-                    sector: spec.sector,
-                    sectors,
-                }
-            };
+            let (segments, op) = spec.stage(front, slot * slot_pages, slot_pages)?;
             let tag = first_tag + next as u64;
             if !try_submit(front, tag, op, &segments, &mut done)? {
                 break;

@@ -322,28 +322,7 @@ fn reconnect_body(
     let mut segments = Vec::new();
     let mut done = Vec::new();
     for (i, spec) in ops.iter().enumerate() {
-        let segs = slot_segments(front, i * SLOT_PAGES, SLOT_PAGES, &spec.layout)?;
-        scatter(
-            front,
-            &segs,
-            &if spec.write {
-                spec.data.clone()
-            } else {
-                vec![0; spec.data.len()]
-            },
-        );
-        let op = if spec.write {
-            BlockOp::Write {
-                sector: spec.sector,
-                sectors,
-                fua: false,
-            }
-        } else {
-            BlockOp::Read {
-                sector: spec.sector,
-                sectors,
-            }
-        };
+        let (segs, op) = spec.stage(front, i * SLOT_PAGES, SLOT_PAGES)?;
         ensure(
             try_submit(front, i as u64 + 1, op, &segs, &mut done)?,
             || format!("the engine took only {i} operations"),
