@@ -30,6 +30,12 @@
 //! of one run, default 60), `--filter TEXT`, `--spins N`, `--no-pin`, `--markdown` (the table
 //! as Markdown).
 //!
+//! The two-thread modes also run a control, *C front in Rust*: the C frontend's loop transcribed
+//! into Rust statement by statement (raw atomic accesses where the macros touch the shared page,
+//! none of xen-ring's copies or checks), against the C backend. Where it trails the C frontend,
+//! the row measures how code from the two compilers lines up in time against the other CPU, not
+//! the cost of xen-ring.
+//!
 //! `--single c|ours|c-light|ours-light PAGES BATCH ROUNDS` runs one single-thread measurement and nothing else, for
 //! counting instructions under `valgrind --tool=cachegrind` (independent of machine load).
 
@@ -87,6 +93,8 @@ enum Pair {
     OurFront,
     /// The C frontend, our backend.
     OurBack,
+    /// The control: the C frontend's loop transcribed into Rust (no xen-ring), the C backend.
+    Transcribed,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -152,6 +160,7 @@ fn run(config: Config, pair: Pair, count: u64, options: &Options) -> Duration {
     let link = Link::with_spins(options.spins);
     let barrier = Barrier::new(2);
     let our_front_side = matches!(pair, Pair::Ours | Pair::OurFront);
+    let transcribed_front = pair == Pair::Transcribed;
     let our_back_side = matches!(pair, Pair::Ours | Pair::OurBack);
     // SAFETY: the handle and its clones (moved into the rings, which live until the end of this
     // function) are dropped before `shared`, which was declared earlier.
@@ -183,6 +192,7 @@ fn run(config: Config, pair: Pair, count: u64, options: &Options) -> Duration {
         let start = Instant::now();
         let result = match front.as_mut() {
             Some(front) => rust_front_run(front, &front_config, &link),
+            None if transcribed_front => transcribed::front_run(&shared, &front_config, &link),
             None => c_front_run(&shared, &front_config, &link),
         };
         let elapsed = start.elapsed();
@@ -310,7 +320,13 @@ fn main() {
             }
         }
     }
-    let pairs = [Pair::C, Pair::Ours, Pair::OurFront, Pair::OurBack];
+    let pairs = [
+        Pair::C,
+        Pair::Ours,
+        Pair::OurFront,
+        Pair::OurBack,
+        Pair::Transcribed,
+    ];
 
     println!(
         "xen-ring round trips vs. Xen's io/ring.h macros (C at -O2); {cpus} CPUs ({}), load \
@@ -329,12 +345,14 @@ fn main() {
     println!("M round trips per second (higher is better); ratio = ours / C");
     println!();
     if options.markdown {
-        println!("| mode | ring | B | C | ours | ratio | ours front* | ours back* |");
-        println!("|---|---|--:|--:|--:|--:|--:|--:|");
+        println!(
+            "| mode | ring | B | C | ours | ratio | ours front* | ours back* | C front in Rust† |"
+        );
+        println!("|---|---|--:|--:|--:|--:|--:|--:|--:|");
     } else {
         println!(
-            "{:<26} {:>8} {:>8} {:>7}   {:>12} {:>12}",
-            "configuration", "C", "ours", "ratio", "ours front*", "ours back*"
+            "{:<26} {:>8} {:>8} {:>7}   {:>12} {:>12} {:>17}",
+            "configuration", "C", "ours", "ratio", "ours front*", "ours back*", "C front in Rust†"
         );
     }
     let mut ratios = Vec::new();
@@ -370,8 +388,9 @@ fn main() {
                 rates[i].push(count as f64 / elapsed.as_secs_f64() / 1e6);
             }
         }
-        let [c, ours, our_front, our_back] = [0, 1, 2, 3].map(|i| median(rates[i].clone()));
-        let [our_front, our_back] = [our_front, our_back].map(|r| {
+        let [c, ours, our_front, our_back, transcribed] =
+            [0, 1, 2, 3, 4].map(|i| median(rates[i].clone()));
+        let [our_front, our_back, transcribed] = [our_front, our_back, transcribed].map(|r| {
             if r.is_nan() {
                 "-".to_owned()
             } else {
@@ -383,7 +402,7 @@ fn main() {
         if options.markdown {
             println!(
                 "| {} | {} page{} | {} | {c:.2} | {ours:.2} | {ratio:.2} | {our_front} | \
-                 {our_back} |",
+                 {our_back} | {transcribed} |",
                 config.mode.name(),
                 config.pages,
                 if config.pages == 1 { "" } else { "s" },
@@ -392,7 +411,7 @@ fn main() {
         } else {
             println!(
                 "{label:<26} {c:>8.2} {ours:>8.2} {ratio:>7.2}   {our_front:>12} \
-                 {our_back:>12}"
+                 {our_back:>12} {transcribed:>17}"
             );
         }
     }
@@ -400,6 +419,10 @@ fn main() {
     println!(
         "* mixed pairs: our frontend with the C backend, the C frontend with our backend (-: not \
          applicable to one thread)."
+    );
+    println!(
+        "† control: the C frontend's loop transcribed into Rust with raw atomic accesses (no \
+         xen-ring), against the C backend."
     );
     println!("load average at the end: {}", load_average());
     if !ratios.is_empty() {
@@ -409,5 +432,189 @@ fn main() {
             ratios.iter().copied().fold(f64::INFINITY, f64::min),
             ratios.iter().copied().fold(0.0, f64::max)
         );
+    }
+}
+
+/// The control for the two-thread rows: the C frontend loop (`xrp_front_run` in
+/// `c-peer/csrc/peer.c`) transcribed into Rust statement by statement, reading and writing the
+/// shared page where the macros do (indices and entries through raw-pointer atomics) and with none
+/// of xen-ring's copies, validation or poisoning. It runs against the C backend. It says how much
+/// of a row's result belongs to the language and compiler rather than to xen-ring: where the
+/// control trails the C frontend as our frontend does, the gap is not xen-ring's code.
+mod transcribed {
+    use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+    use std::time::Duration;
+
+    use xen_ring_c_peer::{
+        c_ring_size, checksum_of, payload_word, FrontConfig, Link, PeerError, PeerErrorKind,
+        SharedPages, Stats, TestRequest, Waiter, Xorshift, PAYLOAD_WORDS,
+    };
+
+    /// The byte offsets of `req_prod`, `req_event`, `rsp_prod`, `rsp_event` and the entries.
+    const REQ_PROD: usize = 0;
+    const REQ_EVENT: usize = 4;
+    const RSP_PROD: usize = 8;
+    const RSP_EVENT: usize = 12;
+    const ENTRIES: usize = 64;
+    const ENTRY_SIZE: usize = 112;
+
+    /// Raw access to the shared page, as the macros have it.
+    struct Page<'a> {
+        pages: &'a SharedPages,
+        mask: u32,
+    }
+
+    impl Page<'_> {
+        fn index(&self, offset: usize) -> &AtomicU32 {
+            debug_assert!(offset <= RSP_EVENT && offset % 4 == 0);
+            // SAFETY: `offset` is one of the four header offsets, 4-byte aligned and inside the
+            // page-aligned allocation `pages` owns for at least `'_`; the peer accesses the same
+            // word concurrently, which atomics permit.
+            unsafe { AtomicU32::from_ptr(self.pages.as_ptr().wrapping_add(offset).cast()) }
+        }
+
+        fn word(&self, slot: u32, word: usize) -> &AtomicU64 {
+            // As in the macros, no check on the hot path: `mask + 1` is the C peer's RING_SIZE
+            // for these pages, so every slot lies inside them.
+            let offset = ENTRIES + (slot & self.mask) as usize * ENTRY_SIZE + 8 * word;
+            debug_assert!(word < ENTRY_SIZE / 8 && offset + 8 <= self.pages.len());
+            // SAFETY: in bounds (RING_SIZE slots of ENTRY_SIZE bytes after the header fit in
+            // the pages), 8-byte aligned (entries start at 64 and are 112 bytes), inside the
+            // allocation `pages` owns for at least `'_`; the peer accesses whole words
+            // concurrently, which atomics permit.
+            unsafe { AtomicU64::from_ptr(self.pages.as_ptr().wrapping_add(offset).cast()) }
+        }
+    }
+
+    /// `xrp_front_run`, transcribed.
+    pub fn front_run(
+        pages: &SharedPages,
+        config: &FrontConfig,
+        link: &Link,
+    ) -> Result<Stats, Box<PeerError>> {
+        let page = Page {
+            pages,
+            mask: c_ring_size(pages) - 1,
+        };
+        let slots = page.mask + 1;
+        let (req_prod, req_event) = (page.index(REQ_PROD), page.index(REQ_EVENT));
+        let (rsp_prod, rsp_event) = (page.index(RSP_PROD), page.index(RSP_EVENT));
+        let mut stats = Stats::default();
+        let mut waiter = Waiter::new();
+        let mut rng = Xorshift::new(config.seed);
+        let timeout = Duration::from_nanos(config.timeout_ns);
+        let (mut sent, mut received) = (0u64, 0u64);
+        let (mut req_prod_pvt, mut rsp_cons) = (0u32, 0u32);
+        let fail = |kind, at, expected, got, private: [u32; 2], stats| {
+            Box::new(PeerError {
+                side: "C front in Rust",
+                kind,
+                at,
+                expected,
+                got,
+                shared: [req_prod, req_event, rsp_prod, rsp_event]
+                    .map(|index| index.load(Ordering::Relaxed)),
+                private,
+                stats,
+                detail: String::new(),
+            })
+        };
+        let closed_loop = config.closed_loop != 0;
+        while received < config.count {
+            let may_send = !closed_loop || sent == received;
+            let full = req_prod_pvt.wrapping_sub(rsp_cons) == slots;
+            if sent < config.count && may_send && !full {
+                let room = u64::from(slots - req_prod_pvt.wrapping_sub(rsp_cons));
+                let batch = u64::from(rng.in_range(config.batch_min, config.batch_max))
+                    .min(room)
+                    .min(config.count - sent);
+                for _ in 0..batch {
+                    // RING_GET_REQUEST, then the fields written in place.
+                    page.word(req_prod_pvt, 0).store(sent, Ordering::Relaxed);
+                    for i in 0..PAYLOAD_WORDS {
+                        let word = payload_word(sent, i);
+                        page.word(req_prod_pvt, 1 + i)
+                            .store(word, Ordering::Relaxed);
+                    }
+                    req_prod_pvt = req_prod_pvt.wrapping_add(1);
+                    sent += 1;
+                }
+                // RING_PUSH_REQUESTS_AND_CHECK_NOTIFY.
+                let old = req_prod.load(Ordering::Relaxed);
+                req_prod.store(req_prod_pvt, Ordering::Release); // xen_wmb(); req_prod = new
+                fence(Ordering::SeqCst); // xen_mb()
+                let event = req_event.load(Ordering::Relaxed);
+                stats.pushes += 1;
+                if req_prod_pvt.wrapping_sub(event) < req_prod_pvt.wrapping_sub(old) {
+                    stats.notifies += 1;
+                    link.to_back.notify();
+                }
+            }
+
+            let rp = rsp_prod.load(Ordering::Acquire); // rp = rsp_prod; xen_rmb()
+            if rp.wrapping_sub(rsp_cons) > slots {
+                return Err(fail(
+                    PeerErrorKind::PeerOverflow,
+                    received,
+                    0,
+                    rp.into(),
+                    [req_prod_pvt, rsp_cons],
+                    stats,
+                ));
+            }
+            while rsp_cons != rp {
+                // RING_COPY_RESPONSE.
+                let id = page.word(rsp_cons, 0).load(Ordering::Relaxed);
+                let checksum = page.word(rsp_cons, 1).load(Ordering::Relaxed);
+                rsp_cons = rsp_cons.wrapping_add(1);
+                if id != received {
+                    return Err(fail(
+                        PeerErrorKind::BadResponse,
+                        received,
+                        received,
+                        id,
+                        [req_prod_pvt, rsp_cons],
+                        stats,
+                    ));
+                }
+                let want = checksum_of(&TestRequest::new(received).payload, received);
+                if checksum != want {
+                    return Err(fail(
+                        PeerErrorKind::BadResponse,
+                        received,
+                        want,
+                        checksum,
+                        [req_prod_pvt, rsp_cons],
+                        stats,
+                    ));
+                }
+                received += 1;
+            }
+            if received == config.count {
+                break;
+            }
+            let full = req_prod_pvt.wrapping_sub(rsp_cons) == slots;
+            if sent < config.count && !full && (!closed_loop || sent == received) {
+                continue;
+            }
+            // RING_FINAL_CHECK_FOR_RESPONSES.
+            let mut more = rsp_prod.load(Ordering::Acquire) != rsp_cons;
+            if !more {
+                rsp_event.store(rsp_cons.wrapping_add(1), Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                more = rsp_prod.load(Ordering::Acquire) != rsp_cons;
+            }
+            stats.final_checks += 1;
+            if !more {
+                if let Err(kind) = waiter.wait(link, &link.to_front, timeout, &mut stats) {
+                    return Err(fail(kind, received, 0, 0, [req_prod_pvt, rsp_cons], stats));
+                }
+                if rsp_prod.load(Ordering::Acquire) == rsp_cons {
+                    stats.idle_wakes += 1;
+                }
+            }
+        }
+        stats.items = received;
+        Ok(stats)
     }
 }
