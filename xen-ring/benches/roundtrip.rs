@@ -450,13 +450,11 @@ mod transcribed {
         SharedPages, Stats, TestRequest, Waiter, Xorshift, PAYLOAD_WORDS,
     };
 
-    /// The byte offsets of `req_prod`, `req_event`, `rsp_prod`, `rsp_event` and the entries.
-    const REQ_PROD: usize = 0;
-    const REQ_EVENT: usize = 4;
-    const RSP_PROD: usize = 8;
-    const RSP_EVENT: usize = 12;
-    const ENTRIES: usize = 64;
-    const ENTRY_SIZE: usize = 112;
+    use xen_abi::ring::offsets::{REQ_EVENT, REQ_PROD, RSP_EVENT, RSP_PROD};
+    use xen_abi::ring::RING_ENTRIES_OFFSET as ENTRIES;
+
+    /// The size of a slot: the request, the larger of the two entries.
+    const ENTRY_SIZE: usize = size_of::<TestRequest>();
 
     /// Raw access to the shared page, as the macros have it.
     struct Page<'a> {
