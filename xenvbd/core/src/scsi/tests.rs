@@ -1603,7 +1603,12 @@ mod random_cdbs {
 
     fn any_info() -> impl Strategy<Value = DiskInfo> {
         (
-            0u64..(1 << 34),
+            // Whatever `sectors` a backend writes, up to the largest number xenstore can carry.
+            prop_oneof![
+                4 => 0u64..(1 << 34),
+                1 => (u64::MAX - 64)..=u64::MAX,
+                1 => any::<u64>(),
+            ],
             prop_oneof![Just(512u32), Just(4096), Just(1000), Just(0)],
             prop_oneof![Just(512u32), Just(4096), Just(0)],
             any::<bool>(),
