@@ -338,6 +338,13 @@ impl<
         f(&mut self.engine, &mut io)
     }
 
+    /// Disconnects the engine, which revokes every grant it holds whatever state it is in, and
+    /// returns how many grants are still in use (none, unless the engine leaked one).
+    pub fn disconnect(&mut self) -> u64 {
+        self.with_io(|engine, io| engine.disconnect(io));
+        self.grants.outstanding()
+    }
+
     /// Lays queue `q`'s ring over 2^`params.ring_page_order` pages from page `q` ×
     /// [`RING_PAGES`], for each of the `params.queues` queues, and attaches them (granting them
     /// to the backend).

@@ -40,7 +40,9 @@ use super::toolstack::{
     device_dirs, modprobe, module_loaded, remove_device, wait_path, write_vbd_nodes, LoopImage,
     Store,
 };
-use super::vbd_core::{bind_queue_ports, features, publish_and_connect, wait_queue_events};
+use super::vbd_core::{
+    all_grants_back, bind_queue_ports, features, publish_and_connect, wait_queue_events,
+};
 use crate::platform::aio::{Aio, AioCompletion, AioRequest};
 use crate::platform::clock::{ticks, Tsc};
 use crate::platform::evtchn::EventChannels;
@@ -856,11 +858,7 @@ fn ours_session(
         let mut front =
             BenchFront::new(&pool, queue_events, vdev as u16).context("build the engine")?;
         let result = ours_drive(cx, store, image, fe, be, params, &mut front, linux, results);
-        front.with_io(|engine, io| engine.disconnect(io));
-        let outstanding = front.grants.outstanding();
-        result.and(ensure(outstanding == 0, || {
-            format!("{outstanding} grants still in use after disconnect")
-        }))
+        result.and(all_grants_back(front.disconnect()))
     };
     for port in ports {
         events.unbind(port).context("unbind the event channels")?;

@@ -188,6 +188,14 @@ pub fn features(store: &mut Store, be: &str) -> Result<BackendFeatures, Failure>
     parsed.map_err(|e: FeatureError| Failure(format!("backend features: {e:?}")))
 }
 
+/// Fails unless the engine's disconnect left no grant in use (`outstanding` from
+/// [`Front::disconnect`](crate::platform::vbd::Front::disconnect)).
+pub(crate) fn all_grants_back(outstanding: u64) -> Outcome {
+    ensure(outstanding == 0, || {
+        format!("{outstanding} grants still in use after disconnect")
+    })
+}
+
 /// One page-sized-or-less piece of a data buffer.
 pub(crate) fn seg(frame: u64, offset: u16, length: u16) -> Segment {
     Segment {
@@ -543,12 +551,9 @@ fn session(
         let result = drive(cx, variant, store, image, fe, be, params, &mut front);
         // Whatever happened, the engine gives every grant back (the backend is Closed or
         // going away when this runs).
-        front.with_io(|engine, io| engine.disconnect(io));
-        let outstanding = front.grants.outstanding();
+        let outstanding = front.disconnect();
         cx.figure("grants used", front.grants.granted as f64, "");
-        result.and(ensure(outstanding == 0, || {
-            format!("{outstanding} grants still in use after disconnect")
-        }))
+        result.and(all_grants_back(outstanding))
     };
     for port in ports {
         events.unbind(port).context("unbind the event channels")?;

@@ -16,8 +16,8 @@ use xenvbd_core::{BlockOp, DiskInfo, Segment, Tag};
 
 use super::toolstack::{write_vbd_nodes_typed, LoopImage, Store};
 use super::vbd_core::{
-    bind_queue_ports, features, first_difference, gather, poll_until, publish_and_connect, scatter,
-    seg, wait_queue_events,
+    all_grants_back, bind_queue_ports, features, first_difference, gather, poll_until,
+    publish_and_connect, scatter, seg, wait_queue_events,
 };
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
@@ -126,14 +126,11 @@ pub(crate) fn with_session(
             });
         // Whatever happened, the engine gives every grant back (the backend is Closed, or going
         // away when the caller removes its nodes).
-        front.with_io(|engine, io| engine.disconnect(io));
-        let outstanding = front.grants.outstanding();
+        let outstanding = front.disconnect();
         cx.figure("grants used", front.grants.granted as f64, "");
         // A body that reconnected may have moved to new event channels.
         current = front.events.ports.clone();
-        result.and(ensure(outstanding == 0, || {
-            format!("{outstanding} grants still in use after disconnect")
-        }))
+        result.and(all_grants_back(outstanding))
     };
     for port in current.iter().filter(|p| !ports.contains(p)) {
         events

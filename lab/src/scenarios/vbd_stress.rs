@@ -374,9 +374,8 @@ fn reconnect_body(
             cx.text("backend state after unbind", &format!("{}", state.as_u32()));
         }
     }
-    front.with_io(|engine, io| engine.disconnect(io));
+    let grants = front.disconnect();
     let k = front.engine.counters();
-    let grants = front.grants.outstanding();
     cx.log(format!(
         "engine disconnected: {} outstanding, resubmitted {}, grants outstanding {grants}, log \
          {:?}",
@@ -774,8 +773,7 @@ fn soak_body(
             // and unread): it must all complete once, after the reconnect.
             let outstanding = front.engine.outstanding();
             store.disconnect(fe, be, STATE_TIMEOUT)?;
-            front.with_io(|engine, io| engine.disconnect(io));
-            let held = front.grants.outstanding();
+            let held = front.disconnect();
             ensure(held == 0, || {
                 format!("{held} grants held after a disconnect with {outstanding} operations")
             })?;
