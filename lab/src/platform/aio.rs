@@ -303,15 +303,7 @@ mod tests {
 
     #[test]
     fn writes_and_reads_a_file() {
-        let path = std::env::temp_dir().join(format!("lab-aio-{}", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(4 * 4096).unwrap();
+        let (path, file) = crate::platform::scratch_file("lab-aio", 4 * 4096);
         let mut aio = Aio::new(2, 4096).unwrap();
         aio.buffer_mut(0).unwrap().fill(0xa5);
         aio.buffer_mut(1).unwrap().fill(0x5a);

@@ -380,6 +380,22 @@ fn split_words(at: *const u8, len: usize) -> (usize, usize) {
     (head, (len - head) / 8)
 }
 
+/// A new file of `len` bytes in the temporary directory, open for reading and writing, and its
+/// path (the tests remove it).
+#[cfg(test)]
+pub(crate) fn scratch_file(name: &str, len: u64) -> (std::path::PathBuf, File) {
+    let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .unwrap();
+    file.set_len(len).unwrap();
+    (path, file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,15 +415,7 @@ mod tests {
 
     /// A writable one-page mapping of a new file in the temporary directory, and the file's path.
     fn scratch_mapping(name: &str) -> (std::path::PathBuf, Mapping) {
-        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(PAGE_SIZE as u64).unwrap();
+        let (path, file) = scratch_file(name, PAGE_SIZE as u64);
         let map = Mapping::new(std::os::fd::AsFd::as_fd(&file), PAGE_SIZE, 0, true).unwrap();
         (path, map)
     }
@@ -475,15 +483,7 @@ mod tests {
     #[test]
     fn data_ranges_of_a_sparse_file() {
         use std::os::unix::fs::FileExt;
-        let path = std::env::temp_dir().join(format!("lab-sparse-{}", std::process::id()));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        file.set_len(1 << 20).unwrap();
+        let (path, file) = scratch_file("lab-sparse", 1 << 20);
         file.write_all_at(&[1u8; 4096], 256 << 10).unwrap();
         let ranges = data_ranges(&file).unwrap();
         std::fs::remove_file(&path).unwrap();
