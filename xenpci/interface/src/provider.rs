@@ -105,10 +105,22 @@ pub trait BusServices {
 pub struct ChildDevice {
     /// The backend's domain.
     pub backend_domid: DomId,
-    /// The frontend directory (`device/<class>/<id>`, absolute).
+    /// The frontend directory (`device/<class>/<id>`, relative to the domain's home as the
+    /// store resolves it, or absolute).
     pub frontend: PathBuf,
     /// The backend directory (absolute).
     pub backend: PathBuf,
+}
+
+impl ChildDevice {
+    /// The child the bus enumerated.
+    pub fn from_child_info(info: &xenpci_core::xenbus::ChildInfo) -> ChildDevice {
+        ChildDevice {
+            backend_domid: info.backend_id,
+            frontend: info.frontend_path(),
+            backend: info.backend,
+        }
+    }
 }
 
 /// The adapter: one child's view of the bus, from which its table is filled.
