@@ -91,6 +91,11 @@ pub trait BusServices {
     /// Removes one of this child's suspend/resume handlers.
     fn unregister_suspend(&self, handle: u32) -> Result<(), BusError>;
 
+    /// The first reference was taken (a query answered while none was held): the bus may, for
+    /// example, hold its device from removal until [`release`](Self::release). The default
+    /// does nothing.
+    fn acquired(&self) {}
+
     /// The last reference is gone: revoke every registration of this child (close its ports,
     /// remove its watches and suspend handlers) and return only when none of its handlers is
     /// running. Called at PASSIVE_LEVEL.
@@ -191,7 +196,9 @@ impl<S: BusServices> ChildInterface<S> {
     {
         provider_accepts(request)?;
         let table = crate::binding::table_v1(self);
-        self.references.fetch_add(1, Ordering::AcqRel);
+        if self.references.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.services.acquired();
+        }
         self.handed_out.fetch_add(1, Ordering::Relaxed);
         Ok(table)
     }

@@ -124,6 +124,7 @@ pub struct SimBus {
     /// Rule breaks by the child (through the adapter) or by the bus itself.
     pub violations: Mutex<Vec<String>>,
     pub releases: AtomicU32,
+    pub acquisitions: AtomicU32,
     pub service_calls: AtomicU32,
 }
 
@@ -237,6 +238,7 @@ impl SimBus {
             }),
             violations: Mutex::new(Vec::new()),
             releases: AtomicU32::new(0),
+            acquisitions: AtomicU32::new(0),
             service_calls: AtomicU32::new(0),
         })
     }
@@ -253,6 +255,11 @@ impl SimBus {
         self.violations.lock().unwrap().push(what);
     }
 
+    /// Whether the child holds the interface (acquired more often than released).
+    pub fn held(&self) -> bool {
+        self.acquisitions.load(Ordering::Acquire) > self.releases.load(Ordering::Acquire)
+    }
+
     /// The rule violations recorded so far.
     pub fn violations(&self) -> Vec<String> {
         self.violations.lock().unwrap().clone()
@@ -266,8 +273,8 @@ impl SimBus {
     /// What every service call checks first.
     fn service(&self) {
         self.service_calls.fetch_add(1, Ordering::Relaxed);
-        if self.releases.load(Ordering::Acquire) > 0 {
-            self.violation("a service was reached after the release".into());
+        if !self.held() {
+            self.violation("a service was reached with no reference held".into());
         }
     }
 
@@ -488,7 +495,13 @@ impl SimBus {
     /// The end-of-life checks of the child's use of the bus.
     pub fn assert_clean(&self) {
         assert_eq!(self.violations(), Vec::<String>::new(), "rule violations");
-        assert_eq!(self.releases.load(Ordering::Acquire), 1, "released once");
+        let acquisitions = self.acquisitions.load(Ordering::Acquire);
+        assert!(acquisitions > 0, "never acquired");
+        assert_eq!(
+            self.releases.load(Ordering::Acquire),
+            acquisitions,
+            "one release per acquisition"
+        );
         assert_eq!(self.registrations(), (0, 0, 0), "registrations left");
         assert_eq!(self.transactions_open(), 0, "transactions left open");
         assert_eq!(self.grants_held(), 0, "grants left");
@@ -785,9 +798,10 @@ impl BusServices for SimChild {
         if current_irql() != Irql::PASSIVE {
             self.bus.violation("release above PASSIVE_LEVEL".into());
         }
-        if self.bus.releases.fetch_add(1, Ordering::AcqRel) > 0 {
-            self.bus.violation("released twice".into());
+        if !self.bus.held() {
+            self.bus.violation("released while not held".into());
         }
+        self.bus.releases.fetch_add(1, Ordering::AcqRel);
         // Revoke whatever the child left registered, as the bus does on the last dereference.
         let mut guard = self.bus.lock();
         let inner = &mut *guard;
@@ -818,7 +832,51 @@ impl BusServices for SimChild {
         }
     }
 
+    fn acquired(&self) {
+        if self.bus.held() {
+            self.bus.violation("acquired while already held".into());
+        }
+        self.bus.acquisitions.fetch_add(1, Ordering::AcqRel);
+    }
+
     fn violation(&self, violation: Violation) {
         self.bus.violation(format!("refused: {violation}"));
+    }
+}
+
+/// A bus with one disk enumerated and its PDO's adapter made (nothing queried yet).
+pub fn bus_with_vbd() -> (Arc<SimBus>, &'static ChildInterface<SimChild>) {
+    let bus = SimBus::new();
+    let dom0 = bus.xen.dom0();
+    add_vbd(&dom0, VBD);
+    set_backend_state(&dom0, VBD, XenbusState::InitWait);
+    let added = bus.process_store();
+    let info = added
+        .iter()
+        .find(|c| c.id == VBD)
+        .expect("the disk appears");
+    let iface: &'static ChildInterface<SimChild> = Box::leak(Box::new(ChildInterface::new(
+        SimChild { bus: bus.clone() },
+        child_device(info),
+    )));
+    (bus, iface)
+}
+
+/// Handlers that record what arrives and at which IRQL.
+#[derive(Default)]
+pub struct Recorder {
+    pub events: Mutex<Vec<(EvtchnPort, Irql)>>,
+    pub watches: Mutex<Vec<(u32, Vec<u8>)>>,
+    running: AtomicU32,
+}
+
+impl xenpci_interface::BusCallbacks for Recorder {
+    fn on_event(&self, port: EvtchnPort) {
+        assert_eq!(self.running.fetch_add(1, Ordering::SeqCst), 0, "re-entered");
+        self.events.lock().unwrap().push((port, current_irql()));
+        self.running.fetch_sub(1, Ordering::SeqCst);
+    }
+    fn on_watch(&self, watch: u32, path: &[u8]) {
+        self.watches.lock().unwrap().push((watch, path.to_vec()));
     }
 }
