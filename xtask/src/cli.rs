@@ -7,8 +7,10 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  lab     boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
-  help    show this text
+  lab      boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
+  drivers  build every Windows driver into a .sys for x64 (target/drivers/x64), run clippy for
+           the Windows target and the image checks (installs its Debian packages as root)
+  help     show this text
 
 Run `cargo xtask lab --help` for the lab's options.";
 
@@ -46,6 +48,8 @@ pub enum Command {
     Lab(LabArgs),
     /// `cargo xtask lab --help`.
     LabHelp,
+    /// `cargo xtask drivers`.
+    Drivers,
 }
 
 /// What the lab should do.
@@ -95,7 +99,13 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         None => err("no command given"),
         Some("help" | "-h" | "--help") => Ok(Command::Help),
         Some("lab") => parse_lab(&args[1..]),
-        Some(other) => err(format!("unknown command '{other}' (known: lab, help)")),
+        Some("drivers") => match args.get(1) {
+            None => Ok(Command::Drivers),
+            Some(extra) => err(format!("drivers takes no arguments, got '{extra}'")),
+        },
+        Some(other) => err(format!(
+            "unknown command '{other}' (known: lab, drivers, help)"
+        )),
     }
 }
 
@@ -267,6 +277,8 @@ mod tests {
     #[test]
     fn top_level() {
         assert_eq!(parse(&args("help")), Ok(Command::Help));
+        assert_eq!(parse(&args("drivers")), Ok(Command::Drivers));
+        assert!(parse(&args("drivers --fast")).is_err());
         assert_eq!(parse(&args("--help")), Ok(Command::Help));
         assert!(parse(&[]).is_err());
         assert!(parse(&args("build"))

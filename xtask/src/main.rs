@@ -2,14 +2,18 @@
 //!
 //! - `cargo xtask lab`: boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
 //!   (see `lab/README.md`).
+//! - `cargo xtask drivers`: build the Windows drivers into `.sys` images, run clippy for the
+//!   Windows target and the image checks (see the README).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 mod cli;
+mod drivers;
 mod host;
 mod initramfs;
 mod lab;
+mod pe_check;
 mod qemu;
 mod report;
 
@@ -25,6 +29,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(cli::Command::Lab(lab_args)) => lab::main(&lab_args),
+        Ok(cli::Command::Drivers) => drivers::main(),
         Err(e) => {
             let usage = if args.first().is_some_and(|a| a == "lab") {
                 cli::LAB_USAGE
