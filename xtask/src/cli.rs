@@ -7,8 +7,10 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  lab     boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
-  help    show this text
+  lab         boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
+  inf         stamp every driver's INF template into target/drivers/x64/ and check it
+  wine-check  the Wine load test of the built drivers (see windows/WINE.md)
+  help        show this text
 
 Run `cargo xtask lab --help` for the lab's options.";
 
@@ -95,7 +97,9 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         None => err("no command given"),
         Some("help" | "-h" | "--help") => Ok(Command::Help),
         Some("lab") => parse_lab(&args[1..]),
-        Some(other) => err(format!("unknown command '{other}' (known: lab, help)")),
+        Some(other) => err(format!(
+            "unknown command '{other}' (known: lab, inf, wine-check, help)"
+        )),
     }
 }
 

@@ -2,19 +2,50 @@
 //!
 //! - `cargo xtask lab`: boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
 //!   (see `lab/README.md`).
+//! - `cargo xtask inf`: stamp every driver's INF template into `target/drivers/x64/` and check it.
+//! - `cargo xtask wine-check`: the Wine load test of the built drivers (see `windows/WINE.md`).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 
 mod cli;
 mod host;
+mod inf;
 mod initramfs;
 mod lab;
+mod pe;
 mod qemu;
 mod report;
+mod wine;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("inf") => {
+            return match &args[1..] {
+                [] => inf::main(None),
+                [flag, dir] if flag == "--out" => inf::main(Some(dir)),
+                _ => {
+                    eprintln!("usage: cargo xtask inf [--out DIR]");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("wine-check") => {
+            return match wine::parse_args(&args[1..]) {
+                Ok(Some(wine_args)) => wine::main(&wine_args),
+                Ok(None) => {
+                    println!("{}", wine::USAGE);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}\n\n{}", wine::USAGE);
+                    ExitCode::from(2)
+                }
+            }
+        }
+        _ => {}
+    }
     match cli::parse(&args) {
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
