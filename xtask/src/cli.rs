@@ -7,10 +7,12 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
-  lab      boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
-  drivers  build every Windows driver into a .sys for x64 (target/drivers/x64), run clippy for
-           the Windows target and the image checks (installs its Debian packages as root)
-  help     show this text
+  lab         boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
+  drivers     build every Windows driver into a .sys for x64 (target/drivers/x64), run clippy for
+              the Windows target and the image checks (installs its Debian packages as root)
+  inf         stamp every driver's INF template into target/drivers/x64/ and check it
+  wine-check  the Wine load test of the built drivers (see windows/WINE.md)
+  help        show this text
 
 Run `cargo xtask lab --help` for the lab's options.";
 
@@ -104,7 +106,7 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             Some(extra) => err(format!("drivers takes no arguments, got '{extra}'")),
         },
         Some(other) => err(format!(
-            "unknown command '{other}' (known: lab, drivers, help)"
+            "unknown command '{other}' (known: lab, drivers, inf, wine-check, help)"
         )),
     }
 }

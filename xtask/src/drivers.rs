@@ -182,6 +182,10 @@ fn run() -> Result<()> {
             image.display()
         );
     }
+    println!("drivers: INFs (stamped and checked)");
+    for inf in crate::inf::stamp_drivers(&out_dir)? {
+        println!("  {}", inf.display());
+    }
     println!("drivers: done");
     Ok(())
 }

@@ -4,6 +4,8 @@
 //!   (see `lab/README.md`).
 //! - `cargo xtask drivers`: build the Windows drivers into `.sys` images, run clippy for the
 //!   Windows target and the image checks (see the README).
+//! - `cargo xtask inf`: stamp every driver's INF template into `target/drivers/x64/` and check it.
+//! - `cargo xtask wine-check`: the Wine load test of the built drivers (see `windows/WINE.md`).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -11,14 +13,43 @@ use std::process::ExitCode;
 mod cli;
 mod drivers;
 mod host;
+mod inf;
 mod initramfs;
 mod lab;
+mod pe;
 mod pe_check;
 mod qemu;
 mod report;
+mod wine;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("inf") => {
+            return match &args[1..] {
+                [] => inf::main(None),
+                [flag, dir] if flag == "--out" => inf::main(Some(dir)),
+                _ => {
+                    eprintln!("usage: cargo xtask inf [--out DIR]");
+                    ExitCode::from(2)
+                }
+            }
+        }
+        Some("wine-check") => {
+            return match wine::parse_args(&args[1..]) {
+                Ok(Some(wine_args)) => wine::main(&wine_args),
+                Ok(None) => {
+                    println!("{}", wine::USAGE);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}\n\n{}", wine::USAGE);
+                    ExitCode::from(2)
+                }
+            }
+        }
+        _ => {}
+    }
     match cli::parse(&args) {
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
