@@ -732,6 +732,14 @@ macro_rules! call {
     }};
 }
 
+// SAFETY: the table's functions may be called from any CPU, concurrently (the interface's
+// contract: the bus does its own locking), and the client's last dereference may come from any
+// thread; the handler is only ever shared, and `H: Sync`.
+unsafe impl<H: Sync> Send for RawTable<'_, H> {}
+// SAFETY: as for `Send`: every call through the table takes `&self` and is allowed
+// concurrently.
+unsafe impl<H: Sync> Sync for RawTable<'_, H> {}
+
 impl<'h, H: BusCallbacks> RawTable<'h, H> {
     /// Takes a table the bus filled.
     ///
@@ -1057,3 +1065,6 @@ unsafe extern "C" fn suspend_trampoline<H: BusCallbacks>(context: *mut c_void, p
         handler.on_suspend(phase);
     }
 }
+
+#[cfg(test)]
+mod tests;

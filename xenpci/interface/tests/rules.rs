@@ -420,3 +420,27 @@ fn the_last_dereference_revokes_what_the_child_left() {
     assert!(handlers.watches.lock().unwrap().len() <= 1);
     bus.assert_clean();
 }
+
+#[test]
+fn one_client_serves_several_cpus_at_once() {
+    let (bus, iface) = bus_with_vbd();
+    let handlers = Recorder::default();
+    let (client, _) = connect(iface, &handlers);
+    let pages: Vec<u64> = (0..4).map(|_| bus.xen.alloc_page()).collect();
+    std::thread::scope(|s| {
+        for &page in &pages {
+            let client = &client;
+            s.spawn(move || {
+                at_irql(Irql::DISPATCH, || {
+                    for _ in 0..200 {
+                        let gref = client.grant_access(0, page, false).unwrap();
+                        assert_eq!(client.end_access(gref), Ok(Revocation::Revoked));
+                    }
+                })
+            });
+        }
+    });
+    assert_eq!(bus.grants_held(), 0);
+    drop(client);
+    bus.assert_clean();
+}

@@ -58,6 +58,29 @@ const CHILD_HANDLER: HandlerId = HandlerId(7);
 
 thread_local! {
     static IRQL: Cell<u8> = const { Cell::new(0) };
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The bus's lock, held by this thread.
+struct BusGuard<'a>(MutexGuard<'a, Inner>);
+
+impl Drop for BusGuard<'_> {
+    fn drop(&mut self) {
+        HOLDING.with(|c| c.set(false));
+    }
+}
+
+impl std::ops::Deref for BusGuard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for BusGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.0
+    }
 }
 
 /// Runs `f` with the calling thread at `irql`, as Windows would run an ISR or a DPC.
@@ -243,12 +266,16 @@ impl SimBus {
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A second lock from the same thread means the bus was entered from inside one of its
-        // own callbacks while holding its state: a deadlock on Windows. Fail loudly instead.
-        self.inner
-            .try_lock()
-            .expect("bus state locked twice: a callback ran under the bus's lock")
+    fn lock(&self) -> BusGuard<'_> {
+        // The same thread locking twice means the bus was entered from inside one of its own
+        // callbacks while holding its state: a deadlock on Windows. Fail loudly instead.
+        assert!(
+            !HOLDING.with(Cell::get),
+            "bus state locked twice: a callback ran under the bus's lock"
+        );
+        let guard = self.inner.lock().unwrap();
+        HOLDING.with(|c| c.set(true));
+        BusGuard(guard)
     }
 
     fn violation(&self, what: String) {
