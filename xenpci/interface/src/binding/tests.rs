@@ -7,10 +7,18 @@ use std::string::String;
 use std::sync::Mutex;
 use std::vec::Vec;
 
+use super::client::checked_length;
 use super::*;
+use crate::abi::StoreBase;
 use crate::abi::XEN_BUS_INTERFACE_V1_SIZE;
+use crate::consumer::BusCallbacks;
+use crate::negotiate::QueryRequest;
 use crate::provider::ChildDevice;
+use crate::provider::{BusServices, ChildInterface};
 use crate::rules::{Irql, Violation};
+use xen_abi::types::{DomId, GrantRef};
+use xenpci_core::grant_table::Revocation;
+use xenpci_core::xenbus::Backend;
 use xenpci_core::xenbus::PathBuf;
 use xenpci_core::xenstore::TxId;
 
