@@ -119,7 +119,7 @@ impl FrontendDriver for BlockDriver<'_, '_, '_> {
             c.port = Some(port);
         }
         let port = c.port.unwrap();
-        if c.engine.params().is_none() {
+        if c.ring.is_none() {
             let mem = RingMemory::allocate(params.ring_page_order).unwrap();
             let frames: Vec<u64> = (0..params.ring_pages())
                 .map(|_| c.xen.alloc_page())
@@ -658,4 +658,79 @@ fn suspend_handlers_hear_every_phase_at_its_irql_until_unregistered() {
 
 fn rig_clean(bus: &SimBus) {
     bus.assert_clean();
+}
+
+#[test]
+fn a_backend_restart_mid_io_reconnects_through_the_table_and_loses_nothing() {
+    let handlers = Handlers::default();
+    let mut rig = Rig::new(
+        &handlers,
+        BlkFeatures {
+            max_ring_page_order: 1,
+            ..BlkFeatures::default()
+        },
+        FrontendConfig::default(),
+    );
+    rig.start();
+    rig.settle();
+    assert_eq!(rig.child.engine.state(), EngineState::Running);
+
+    // A write goes out; before the backend serves it, the backend restarts (unmapping
+    // everything, closing its end) and waits for the frontend again.
+    let segs = rig.pages(0, 4);
+    let mut data = Vec::new();
+    for (k, s) in segs.iter().enumerate() {
+        let b = vec![0xa0 ^ k as u8; 4096];
+        rig.child.xen.write_guest(s.frame, 0, &b).unwrap();
+        data.extend_from_slice(&b);
+    }
+    rig.submit(
+        77,
+        BlockOp::Write {
+            sector: 512,
+            sectors: 32,
+            fua: false,
+        },
+        &segs,
+    );
+    assert_eq!(rig.child.engine.in_flight(), 1);
+    rig.backend.be.restart();
+    rig.backend.connected = false;
+    let dom0 = rig.bus.xen.dom0();
+    set_backend_state(&dom0, VBD, XenbusState::InitWait);
+    rig.settle();
+
+    // The handshake reconnected through the table: a new port, the old one closed, the ring
+    // granted again, the write issued again and completed once, on the disk.
+    assert_eq!(frontend_state(&dom0, VBD), XenbusState::Connected);
+    assert_eq!(rig.child.engine.state(), EngineState::Running);
+    let port = rig.child.port.unwrap();
+    assert_eq!(
+        rig.bus.closes.load(Ordering::SeqCst),
+        1,
+        "the old port closed"
+    );
+    assert_eq!(rig.bus.registrations(), (1, 1, 0), "one port, one watch");
+    assert!(rig.bus.event_calls(port) > 0);
+    let c = rig.take(77);
+    assert_eq!(
+        (c.status, c.transferred),
+        (BlockStatus::Ok, data.len() as u64)
+    );
+    assert!(rig.child.done.is_empty(), "completed once");
+    assert_eq!(
+        &rig.backend.be.disk()[512 * 512..512 * 512 + data.len()],
+        &data[..]
+    );
+    assert!(rig.child.engine.counters().resubmitted >= 1);
+    assert_eq!(
+        rig.bus.deferred(),
+        0,
+        "the backend had unmapped before the revocations"
+    );
+
+    let w = rig.pages(8, 2);
+    let r = rig.pages(10, 2);
+    rig.write_read(80, 2048, &w, &r);
+    rig.finish();
 }

@@ -149,6 +149,8 @@ pub struct SimBus {
     pub releases: AtomicU32,
     pub acquisitions: AtomicU32,
     pub service_calls: AtomicU32,
+    /// Ports the child closed.
+    pub closes: AtomicU32,
 }
 
 fn config() -> BusConfig {
@@ -263,6 +265,7 @@ impl SimBus {
             releases: AtomicU32::new(0),
             acquisitions: AtomicU32::new(0),
             service_calls: AtomicU32::new(0),
+            closes: AtomicU32::new(0),
         })
     }
 
@@ -690,6 +693,7 @@ impl BusServices for SimChild {
         }
         inner.events.retain(|r| r.port != port);
         inner.dpc_queue.retain(|&p| p != port);
+        self.bus.closes.fetch_add(1, Ordering::Relaxed);
         inner.bus.evtchn.close(port).map_err(evtchn)
     }
 
