@@ -105,8 +105,10 @@ pub type SuspendCallbackFn = unsafe extern "C" fn(context: *mut c_void, phase: u
 pub enum SuspendPhase {
     /// PASSIVE_LEVEL, before the domain suspends: stop issuing requests.
     Suspending = 1,
-    /// HIGH_LEVEL on the one running CPU, right after the suspend hypercall returned in a new
-    /// domain: grant references and event channels are gone; record that, touch nothing else.
+    /// HIGH_LEVEL on the one running CPU, after the suspend hypercall returned in a new
+    /// domain: the child's grant references and event channels are void (the bus has dropped
+    /// their registrations and reclaims the references); record that, call nothing. The child
+    /// forgets them: it never ends or closes them.
     ResumedEarly = 2,
     /// PASSIVE_LEVEL, after the bus restored shared info, grants, event channels and the
     /// store: reconnect to the backend (its handshake starts again).

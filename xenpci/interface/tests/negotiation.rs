@@ -193,4 +193,16 @@ fn two_queries_two_references_one_release() {
     drop(b);
     assert_eq!(iface.references(), 0);
     bus.assert_clean();
+
+    // The child driver loaded again queries again: a new lifetime, released again.
+    let third = bent(iface);
+    // SAFETY: as above.
+    let c = unsafe { BusClient::new(&third, &handlers) }.unwrap();
+    assert_eq!(c.backend_domid(), Ok(0));
+    drop(c);
+    assert_eq!(
+        bus.acquisitions.load(std::sync::atomic::Ordering::SeqCst),
+        2
+    );
+    bus.assert_clean();
 }

@@ -416,7 +416,59 @@ fn the_last_dereference_revokes_what_the_child_left() {
     set_backend_state(&dom0, VBD, XenbusState::Connected);
     bus.process_store();
     assert!(handlers.events.lock().unwrap().is_empty());
-    // Only the initial firing, before the release.
-    assert!(handlers.watches.lock().unwrap().len() <= 1);
+    // Not even the firing the store queued at registration reaches the released child.
+    assert!(handlers.watches.lock().unwrap().is_empty());
+    bus.assert_clean();
+}
+
+#[test]
+fn one_client_serves_several_cpus_at_once() {
+    let (bus, iface) = bus_with_vbd();
+    let handlers = Recorder::default();
+    let (client, _) = connect(iface, &handlers);
+    let pages: Vec<u64> = (0..4).map(|_| bus.xen.alloc_page()).collect();
+    std::thread::scope(|s| {
+        for &page in &pages {
+            let client = &client;
+            s.spawn(move || {
+                at_irql(Irql::DISPATCH, || {
+                    for _ in 0..200 {
+                        let gref = client.grant_access(0, page, false).unwrap();
+                        assert_eq!(client.end_access(gref), Ok(Revocation::Revoked));
+                    }
+                })
+            });
+        }
+    });
+    assert_eq!(bus.grants_held(), 0);
+    drop(client);
+    bus.assert_clean();
+}
+
+#[test]
+fn the_block_cores_kicks_go_to_their_queues_port_and_failures_are_counted() {
+    use xenvbd_core::blkif::{Events, LogEvent};
+    let (bus, iface) = bus_with_vbd();
+    let handlers = Recorder::default();
+    let (client, _) = connect(iface, &handlers);
+    let dom0 = bus.xen.dom0();
+    let port = client.alloc_unbound(0, Delivery::Dpc).unwrap();
+    dom0.bind_interdomain(GUEST, port).unwrap();
+    let logged = std::cell::RefCell::new(Vec::new());
+    let mut events = xenpci_interface::blkif::TableEvents::new(&client, &[port], |e| {
+        logged.borrow_mut().push(e)
+    });
+    let before = dom0.events_received();
+    at_irql(Irql::DISPATCH, || events.notify(0));
+    assert_eq!(dom0.events_received(), before + 1);
+    // A queue with no port, and a kick above DIRQL: counted, never a panic.
+    events.notify(3);
+    at_irql(Irql::HIGH, || events.notify(0));
+    assert_eq!(events.notify_failures(), 2);
+    assert_eq!(dom0.events_received(), before + 1);
+    events.log(LogEvent::Resubmitting(2));
+    assert_eq!(*logged.borrow(), vec![LogEvent::Resubmitting(2)]);
+    assert_eq!(bus.take_violations().len(), 1, "the kick at HIGH_LEVEL");
+    drop(client);
     bus.assert_clean();
 }

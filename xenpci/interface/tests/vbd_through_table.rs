@@ -17,6 +17,7 @@ use xen_abi::xenbus::XenbusState;
 use xen_ring::RingMemory;
 use xen_sim::blkback::{BlkFeatures, Blkback};
 use xen_sim::Xen;
+use xenpci_core::suspend::SuspendOutcome;
 use xenpci_core::xenbus::{FrontendDriver, FrontendStore, Handshake};
 use xenpci_core::xenstore::XsError;
 use xenpci_interface::blkif::{TableEvents, TableGrants};
@@ -119,7 +120,7 @@ impl FrontendDriver for BlockDriver<'_, '_, '_> {
             c.port = Some(port);
         }
         let port = c.port.unwrap();
-        if c.engine.params().is_none() {
+        if c.ring.is_none() {
             let mem = RingMemory::allocate(params.ring_page_order).unwrap();
             let frames: Vec<u64> = (0..params.ring_pages())
                 .map(|_| c.xen.alloc_page())
@@ -332,6 +333,26 @@ impl<'h> Rig<'h> {
                 connected: false,
             },
         }
+    }
+
+    fn take_phases(&self) -> Vec<(SuspendPhase, Irql)> {
+        std::mem::take(&mut *self.handlers.phases.lock().unwrap())
+    }
+
+    /// The child's work after `Resumed`: its ports and grant references are void (the bus
+    /// reclaimed them), so the engine forgets its ring and grants without ending them, and the
+    /// handshake releases and starts again.
+    fn resumed(&mut self) {
+        self.child.engine.resumed();
+        self.child.port = None;
+        self.child.ring = None;
+        let client = self.client.as_ref().unwrap();
+        let plan = self.hs.resume();
+        let mut drv = BlockDriver {
+            client,
+            child: &mut self.child,
+        };
+        execute(&mut self.hs, &plan, client, &mut drv).unwrap();
     }
 
     fn client(&self) -> &BusClient<'h, Handlers> {
@@ -658,4 +679,156 @@ fn suspend_handlers_hear_every_phase_at_its_irql_until_unregistered() {
 
 fn rig_clean(bus: &SimBus) {
     bus.assert_clean();
+}
+
+#[test]
+fn a_backend_restart_mid_io_reconnects_through_the_table_and_loses_nothing() {
+    let handlers = Handlers::default();
+    let mut rig = Rig::new(
+        &handlers,
+        BlkFeatures {
+            max_ring_page_order: 1,
+            ..BlkFeatures::default()
+        },
+        FrontendConfig::default(),
+    );
+    rig.start();
+    rig.settle();
+    assert_eq!(rig.child.engine.state(), EngineState::Running);
+
+    // A write goes out; before the backend serves it, the backend restarts (unmapping
+    // everything, closing its end) and waits for the frontend again.
+    let segs = rig.pages(0, 4);
+    let mut data = Vec::new();
+    for (k, s) in segs.iter().enumerate() {
+        let b = vec![0xa0 ^ k as u8; 4096];
+        rig.child.xen.write_guest(s.frame, 0, &b).unwrap();
+        data.extend_from_slice(&b);
+    }
+    rig.submit(
+        77,
+        BlockOp::Write {
+            sector: 512,
+            sectors: 32,
+            fua: false,
+        },
+        &segs,
+    );
+    assert_eq!(rig.child.engine.in_flight(), 1);
+    rig.backend.be.restart();
+    rig.backend.connected = false;
+    let dom0 = rig.bus.xen.dom0();
+    set_backend_state(&dom0, VBD, XenbusState::InitWait);
+    rig.settle();
+
+    // The handshake reconnected through the table: a new port, the old one closed, the ring
+    // granted again, the write issued again and completed once, on the disk.
+    assert_eq!(frontend_state(&dom0, VBD), XenbusState::Connected);
+    assert_eq!(rig.child.engine.state(), EngineState::Running);
+    let port = rig.child.port.unwrap();
+    assert_eq!(
+        rig.bus.closes.load(Ordering::SeqCst),
+        1,
+        "the old port closed"
+    );
+    assert_eq!(rig.bus.registrations(), (1, 1, 0), "one port, one watch");
+    assert!(rig.bus.event_calls(port) > 0);
+    let c = rig.take(77);
+    assert_eq!(
+        (c.status, c.transferred),
+        (BlockStatus::Ok, data.len() as u64)
+    );
+    assert!(rig.child.done.is_empty(), "completed once");
+    assert_eq!(
+        &rig.backend.be.disk()[512 * 512..512 * 512 + data.len()],
+        &data[..]
+    );
+    assert!(rig.child.engine.counters().resubmitted >= 1);
+    assert_eq!(
+        rig.bus.deferred(),
+        0,
+        "the backend had unmapped before the revocations"
+    );
+
+    let w = rig.pages(8, 2);
+    let r = rig.pages(10, 2);
+    rig.write_read(80, 2048, &w, &r);
+    rig.finish();
+}
+
+#[test]
+fn a_resume_in_a_new_domain_reconnects_through_the_table_and_loses_nothing() {
+    let handlers = Handlers::default();
+    let mut rig = Rig::new(&handlers, BlkFeatures::default(), FrontendConfig::default());
+    let suspend = rig.client().register_suspend().unwrap();
+    rig.start();
+    rig.settle();
+    assert_eq!(rig.child.engine.state(), EngineState::Running);
+
+    // A cancelled suspend: the child hears Suspending then Cancelled and carries on.
+    assert_eq!(rig.bus.suspend(false), SuspendOutcome::Cancelled);
+    assert_eq!(
+        rig.take_phases(),
+        vec![
+            (SuspendPhase::Suspending, Irql::PASSIVE),
+            (SuspendPhase::Cancelled, Irql::PASSIVE)
+        ]
+    );
+    let w = rig.pages(0, 1);
+    let r = rig.pages(1, 1);
+    rig.write_read(1, 16, &w, &r);
+
+    // A write in flight when the domain migrates: the old host's backend is gone, the domain
+    // resumes in a new one.
+    let segs = rig.pages(4, 2);
+    let data = vec![0x5a; 8192];
+    for s in &segs {
+        rig.child
+            .xen
+            .write_guest(s.frame, 0, &data[..4096])
+            .unwrap();
+    }
+    rig.submit(
+        50,
+        BlockOp::Write {
+            sector: 300,
+            sectors: 16,
+            fua: false,
+        },
+        &segs,
+    );
+    rig.backend.be.restart();
+    rig.backend.connected = false;
+    assert_eq!(rig.bus.suspend(true), SuspendOutcome::Resumed);
+    let phases = rig.take_phases();
+    assert_eq!(
+        phases,
+        vec![
+            (SuspendPhase::Suspending, Irql::PASSIVE),
+            (SuspendPhase::ResumedEarly, Irql::HIGH),
+            (SuspendPhase::Resumed, Irql::PASSIVE)
+        ]
+    );
+    rig.resumed();
+    let dom0 = rig.bus.xen.dom0();
+    assert_eq!(frontend_state(&dom0, VBD), XenbusState::Initialising);
+
+    // The new host's blkback waits; the child reconnects through the table and the write
+    // completes once, on the disk.
+    set_backend_state(&dom0, VBD, XenbusState::InitWait);
+    rig.settle();
+    assert_eq!(frontend_state(&dom0, VBD), XenbusState::Connected);
+    assert_eq!(rig.child.engine.state(), EngineState::Running);
+    let c = rig.take(50);
+    assert_eq!((c.status, c.transferred), (BlockStatus::Ok, 8192));
+    assert!(rig.child.done.is_empty());
+    assert_eq!(
+        &rig.backend.be.disk()[300 * 512..300 * 512 + 8192],
+        &data[..]
+    );
+    let w = rig.pages(8, 3);
+    let r = rig.pages(11, 3);
+    rig.write_read(60, 900, &w, &r);
+    rig.client().unregister_suspend(suspend).unwrap();
+    rig.finish();
 }

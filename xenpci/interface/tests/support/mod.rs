@@ -19,15 +19,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use xen_abi::types::{DomId, EvtchnPort, GrantRef};
 use xen_abi::xenbus::XenbusState;
+use xen_sim::SuspendOutcome as SimOutcome;
 use xen_sim::{
     Backend, Config, HvConfig, SimEvtchnOps, SimFifo, SimGrantEntries, SimHypervisor,
     SimRingTransport, SimSharedInfo, Xen,
 };
-use xenpci_core::bus::{Bus, BusConfig, BusEvent, UnplugFlags, UnplugPlan};
+use xenpci_core::bus::{
+    Bus, BusConfig, BusEvent, BusSuspend, SuspendChildren, UnplugFlags, UnplugPlan,
+};
 use xenpci_core::evtchn::HandlerId;
 use xenpci_core::grant_table::{GrantTable, Revocation};
 use xenpci_core::hypervisor::hvm::{CallbackVia, UpcallResources};
 use xenpci_core::hypervisor::Policy;
+use xenpci_core::suspend::{SuspendOutcome, SuspendSequence};
 use xenpci_core::xenbus::{read_child, Change, ChildInfo, ReadBuffers};
 use xenpci_core::xenstore::{TxId, WatchId, XsError};
 use xenpci_interface::provider::ChildDevice;
@@ -58,6 +62,29 @@ const CHILD_HANDLER: HandlerId = HandlerId(7);
 
 thread_local! {
     static IRQL: Cell<u8> = const { Cell::new(0) };
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// The bus's lock, held by this thread.
+struct BusGuard<'a>(MutexGuard<'a, Inner>);
+
+impl Drop for BusGuard<'_> {
+    fn drop(&mut self) {
+        HOLDING.with(|c| c.set(false));
+    }
+}
+
+impl std::ops::Deref for BusGuard<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for BusGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.0
+    }
 }
 
 /// Runs `f` with the calling thread at `irql`, as Windows would run an ISR or a DPC.
@@ -126,6 +153,8 @@ pub struct SimBus {
     pub releases: AtomicU32,
     pub acquisitions: AtomicU32,
     pub service_calls: AtomicU32,
+    /// Ports the child closed.
+    pub closes: AtomicU32,
 }
 
 fn config() -> BusConfig {
@@ -240,15 +269,20 @@ impl SimBus {
             releases: AtomicU32::new(0),
             acquisitions: AtomicU32::new(0),
             service_calls: AtomicU32::new(0),
+            closes: AtomicU32::new(0),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // A second lock from the same thread means the bus was entered from inside one of its
-        // own callbacks while holding its state: a deadlock on Windows. Fail loudly instead.
-        self.inner
-            .try_lock()
-            .expect("bus state locked twice: a callback ran under the bus's lock")
+    fn lock(&self) -> BusGuard<'_> {
+        // The same thread locking twice means the bus was entered from inside one of its own
+        // callbacks while holding its state: a deadlock on Windows. Fail loudly instead.
+        assert!(
+            !HOLDING.with(Cell::get),
+            "bus state locked twice: a callback ran under the bus's lock"
+        );
+        let guard = self.inner.lock().unwrap();
+        HOLDING.with(|c| c.set(true));
+        BusGuard(guard)
     }
 
     fn violation(&self, what: String) {
@@ -307,12 +341,7 @@ impl SimBus {
                             added.push(info);
                         }
                         BusEvent::Watch(w) => {
-                            if let Some(reg) = inner.watches.iter_mut().find(|r| r.core == w) {
-                                if reg.running {
-                                    self.violation(format!("watch {} re-entered", reg.handle));
-                                    continue;
-                                }
-                                reg.running = true;
+                            if let Some(reg) = inner.watches.iter().find(|r| r.core == w) {
                                 fire.push((reg.handle, reg.path.clone(), reg.handler));
                             }
                         }
@@ -323,6 +352,19 @@ impl SimBus {
             };
             let fired = !fire.is_empty();
             for (handle, path, handler) in fire {
+                {
+                    let mut inner = self.lock();
+                    // Removed by an earlier callback of this batch: not called any more.
+                    let Some(reg) = inner.watches.iter_mut().find(|r| r.handle == handle) else {
+                        continue;
+                    };
+                    if reg.running {
+                        drop(inner);
+                        self.violation(format!("watch {handle} re-entered"));
+                        continue;
+                    }
+                    reg.running = true;
+                }
                 at_irql(Irql::PASSIVE, || handler.fire(handle, path.as_bytes()));
                 if let Some(reg) = self.lock().watches.iter_mut().find(|r| r.handle == handle) {
                     reg.running = false;
@@ -453,6 +495,51 @@ impl SimBus {
         }
     }
 
+    /// The bus's suspend, as `xenpci.sys` runs it: `Suspending` (PASSIVE_LEVEL, the bus
+    /// unlocked, so the child may still use the store), the core's suspend sequence over the bus
+    /// (in a new domain when `new_domain`), then `ResumedEarly` (HIGH_LEVEL) and `Resumed`, or
+    /// `Cancelled`. In a new domain the child's ports and grant references are void: the bus
+    /// drops their registrations and reclaims the references before `ResumedEarly`, and the
+    /// child forgets them.
+    pub fn suspend(&self, new_domain: bool) -> SuspendOutcome {
+        self.suspend_phase(SuspendPhase::Suspending);
+        self.xen.set_suspend_outcome(if new_domain {
+            SimOutcome::Resumed
+        } else {
+            SimOutcome::Cancelled
+        });
+        let outcome = {
+            let mut guard = self.lock();
+            let inner = &mut *guard;
+            let outcome = SuspendSequence::new()
+                .run(&mut BusSuspend {
+                    bus: &mut inner.bus,
+                    store: &mut inner.ring,
+                    hooks: &mut (),
+                    children: &mut NoChildren,
+                })
+                .unwrap();
+            if outcome == SuspendOutcome::Resumed {
+                inner.events.clear();
+                inner.dpc_queue.clear();
+                for gref in std::mem::take(&mut inner.grants) {
+                    if inner.bus.grants.end_access(gref) == Ok(Revocation::Deferred) {
+                        inner.deferred += 1;
+                    }
+                }
+            }
+            outcome
+        };
+        match outcome {
+            SuspendOutcome::Resumed => {
+                self.suspend_phase(SuspendPhase::ResumedEarly);
+                self.suspend_phase(SuspendPhase::Resumed);
+            }
+            SuspendOutcome::Cancelled => self.suspend_phase(SuspendPhase::Cancelled),
+        }
+        outcome
+    }
+
     /// The grants the child holds now.
     pub fn grants_held(&self) -> usize {
         self.lock().grants.len()
@@ -517,6 +604,23 @@ pub fn query_interface(
 ) -> Result<(), QueryRefusal> {
     *buffer = iface.answer_query(request)?;
     Ok(())
+}
+
+/// The children's part of the core's suspend sequence: nothing, the interface's suspend
+/// handlers are told around it (see [`SimBus::suspend`]).
+struct NoChildren;
+
+impl SuspendChildren<TestBus, SimRingTransport> for NoChildren {
+    type Error = ();
+    fn quiesce(&mut self, _: &mut TestBus, _: &mut SimRingTransport) -> Result<(), ()> {
+        Ok(())
+    }
+    fn resume(&mut self, _: &mut TestBus, _: &mut SimRingTransport) -> Result<(), ()> {
+        Ok(())
+    }
+    fn reconnect(&mut self, _: &mut TestBus, _: &mut SimRingTransport) -> Result<(), ()> {
+        Ok(())
+    }
 }
 
 /// [`ChildDevice`] from what the bus read of a child.
@@ -663,6 +767,7 @@ impl BusServices for SimChild {
         }
         inner.events.retain(|r| r.port != port);
         inner.dpc_queue.retain(|&p| p != port);
+        self.bus.closes.fetch_add(1, Ordering::Relaxed);
         inner.bus.evtchn.close(port).map_err(evtchn)
     }
 
