@@ -99,14 +99,7 @@ impl Harness {
         for _ in 1..DATA_PAGES {
             xen.alloc_page();
         }
-        let eng = Box::new(Blkif::new(
-            EngineConfig {
-                backend: 0,
-                handle: 0x300,
-            },
-            &pool,
-            &ind,
-        ));
+        let eng = Box::new(Blkif::new(EngineConfig::new(0, 0x300), &pool, &ind));
         let mut be = Blkback::new(xen.dom0(), SECTORS, features);
         be.force_x86_32(x86_32);
         let feat = parse_features(&be);
@@ -316,6 +309,7 @@ fn cfg(indirect: u32, persistent: bool, order: u32) -> FrontendConfig {
         max_queues: 1,
         max_indirect_segments: indirect,
         persistent,
+        trust_backend: true,
     }
 }
 

@@ -1002,8 +1002,8 @@ mod tests {
     use super::*;
     use crate::platform::vbd::{Engine, BOUNCE_PAGES, INDIRECT_PAGES};
     use xen_abi::types::{DomId, GrantRef};
-    use xenpci_core::grant_table::{GrantError, Revocation};
-    use xenvbd_core::blkif::{EngineConfig, Events, Grants, Io, SubmitError};
+    use xenpci_core::grant_table::GrantError;
+    use xenvbd_core::blkif::{Ended, EngineConfig, Events, Grants, Io, SubmitError};
     use xenvbd_core::{GuestMemory, Tag};
 
     struct NoGrants;
@@ -1011,8 +1011,8 @@ mod tests {
         fn grant(&mut self, _: DomId, _: u64, _: bool) -> Result<GrantRef, GrantError> {
             Ok(1)
         }
-        fn end(&mut self, _: GrantRef) -> Result<Revocation, GrantError> {
-            Ok(Revocation::Revoked)
+        fn end(&mut self, _: GrantRef) -> Result<Ended, GrantError> {
+            Ok(Ended::Revoked)
         }
     }
     struct NoEvents;
@@ -1030,10 +1030,7 @@ mod tests {
     #[test]
     fn soak_layouts_fit_the_engine() {
         let mut rng = Rng(SOAK_SEED);
-        let config = EngineConfig {
-            backend: 0,
-            handle: 1,
-        };
+        let config = EngineConfig::new(0, 1);
         let bounce = [0x1000u64; BOUNCE_PAGES];
         let indirect = [0x2000u64; INDIRECT_PAGES];
         for round in 0..400 {
