@@ -18,6 +18,7 @@ use super::*;
 use crate::types::{BlockOp, GuestMemory, Segment, Tag, PAGE_SIZE};
 
 mod held;
+mod trust;
 
 #[derive(Default)]
 struct Mem {
