@@ -18,6 +18,7 @@ use super::*;
 use crate::types::{BlockOp, GuestMemory, Segment, Tag, PAGE_SIZE};
 
 mod held;
+mod timeout;
 mod trust;
 
 #[derive(Default)]
@@ -327,7 +328,10 @@ impl Model {
                 let mut at = req.sector as usize * 512;
                 for s in &req.segs {
                     assert!(s.first_sect <= s.last_sect && s.last_sect < 8);
-                    let (frame, ro) = grants.active[&s.gref];
+                    // Mapping a revoked grant fails, as it does in Xen.
+                    let Some(&(frame, ro)) = grants.active.get(&s.gref) else {
+                        return blkif::BLKIF_RSP_ERROR;
+                    };
                     let off = s.first_sect as usize * 512;
                     let len = (s.last_sect - s.first_sect + 1) as usize * 512;
                     if req.inner == blkif::BLKIF_OP_READ {
@@ -395,9 +399,21 @@ fn config(indirect: u32) -> FrontendConfig {
 
 impl<const P: usize> Harness<P> {
     fn new(feat: BackendFeatures, cfg: FrontendConfig, layout: Layout) -> Self {
+        Self::with_timeouts(feat, cfg, layout, Timeouts::default())
+    }
+
+    fn with_timeouts(
+        feat: BackendFeatures,
+        cfg: FrontendConfig,
+        layout: Layout,
+        timeouts: Timeouts,
+    ) -> Self {
         let pool: [u64; P] = core::array::from_fn(|i| 0x9000 + i as u64);
         let eng = Box::new(Blkif::new(
-            EngineConfig::new(7, 0x300),
+            EngineConfig {
+                timeouts,
+                ..EngineConfig::new(7, 0x300)
+            },
             &pool,
             &[0xa000, 0xa001],
         ));
