@@ -1319,9 +1319,16 @@ struct MultiHarness {
 
 impl MultiHarness {
     fn new(queues: u32, layout: Layout) -> Self {
+        Self::with_timeouts(queues, layout, Timeouts::default())
+    }
+
+    fn with_timeouts(queues: u32, layout: Layout, timeouts: Timeouts) -> Self {
         let pool: [u64; 8] = core::array::from_fn(|i| 0x9000 + i as u64);
         let eng = Box::new(Blkif::new(
-            EngineConfig::new(7, 0x300),
+            EngineConfig {
+                timeouts,
+                ..EngineConfig::new(7, 0x300)
+            },
             &pool,
             &[0xa000, 0xa001],
         ));
@@ -1661,6 +1668,12 @@ enum Step {
     Publish,
     /// The guest's interrupt: the engine takes responses.
     Poll,
+    /// The backend maps one of the pages granted to it (any: a buffer, a pool, indirect or ring
+    /// page) and keeps it mapped for `ticks`.
+    Hold { pick: u8, ticks: u8 },
+    /// Time passes, due mappings are dropped and the shell's timer runs; the shell aborts the
+    /// oldest operation past its deadline, or resets the device when `reset`.
+    Tick { dt: u8, reset: bool },
 }
 
 /// What a hostile backend does besides (see [`a_hostile_backend_loses_no_operation`]).
@@ -1695,7 +1708,113 @@ fn guest_or_honest_step() -> impl Strategy<Value = Step> {
         6 => (any::<u8>(), status).prop_map(|(pick, status)| Step::Answer { pick, status }),
         3 => Just(Step::Publish),
         4 => Just(Step::Poll),
+        2 => (any::<u8>(), 1u8..=200).prop_map(|(pick, ticks)| Step::Hold { pick, ticks }),
+        3 => (1u8..=64, prop::bool::weighted(0.2))
+            .prop_map(|(dt, reset)| Step::Tick { dt, reset }),
     ]
+}
+
+/// Deadlines of the hostile-backend properties: operations time out often, the backend's
+/// mappings (at most 200 ticks) never reach the revocation limit.
+const HOSTILE_TIMEOUTS: Timeouts = Timeouts {
+    request: 200,
+    revocation: 1_000_000,
+};
+
+/// The backend's mappings and the shell's clock in the hostile-backend properties.
+#[derive(Default)]
+struct Clock {
+    now: u64,
+    /// Mapped references and when the backend lets go of each.
+    releases: Vec<(GrantRef, u64)>,
+}
+
+impl Clock {
+    /// [`Step::Hold`]: maps the `pick`th reference granted (in reference order).
+    fn hold(&mut self, grants: &mut TestGrants, pick: u8, ticks: u8) {
+        let mut active: Vec<GrantRef> = grants.active.keys().copied().collect();
+        if active.is_empty() {
+            return;
+        }
+        active.sort_unstable();
+        let gref = active[usize::from(pick) % active.len()];
+        grants.mapped.insert(gref);
+        self.releases.push((gref, self.now + u64::from(ticks)));
+    }
+
+    /// [`Step::Tick`]: time passes, due mappings are dropped, the shell's timer runs and acts
+    /// on a timeout. Checks that the engine reports only operations it has not completed and
+    /// never gives up on a page.
+    fn tick(
+        &mut self,
+        dt: u8,
+        reset: bool,
+        eng: &mut Engine,
+        mut io: Io<'_, TestGrants, Ev, Mem>,
+        done: &mut Vec<BlockCompletion>,
+    ) -> Result<(), TestCaseError> {
+        self.now += u64::from(dt);
+        let now = self.now;
+        let mapped = &mut io.grants.mapped;
+        self.releases.retain(|&(g, at)| {
+            if at <= now {
+                mapped.remove(&g);
+            }
+            at > now
+        });
+        let report = eng.on_timer(now, &mut io, |c| done.push(c));
+        prop_assert_eq!(report.leaked, 0);
+        let Some(tag) = report.first_timed_out else {
+            prop_assert!(!report.needs_decision());
+            return Ok(());
+        };
+        prop_assert!(
+            !done.iter().any(|c| c.tag == tag),
+            "operation {} reported after it completed",
+            tag.0
+        );
+        if reset {
+            prop_assert!(eng.reset(&mut io, |c| done.push(c)) >= 1);
+        } else {
+            prop_assert!(eng.abort(tag, &mut io, |c| done.push(c)));
+        }
+        Ok(())
+    }
+
+    /// The backend lets go of every page and the timer runs.
+    fn release_all(
+        &mut self,
+        eng: &mut Engine,
+        mut io: Io<'_, TestGrants, Ev, Mem>,
+        done: &mut Vec<BlockCompletion>,
+    ) {
+        io.grants.mapped.clear();
+        self.releases.clear();
+        self.now += 1;
+        eng.on_timer(self.now, &mut io, |c| done.push(c));
+    }
+}
+
+/// Checks that no operation completed while a grant on its buffer is in force (buffers from
+/// [`operation`]: pages of their own per tag).
+fn check_buffers_released(
+    grants: &TestGrants,
+    done: &[BlockCompletion],
+) -> Result<(), TestCaseError> {
+    let busy: HashSet<u64> = grants
+        .active
+        .values()
+        .filter(|(f, _)| *f >= 0x10_0000)
+        .map(|(f, _)| (f - 0x10_0000) / 64)
+        .collect();
+    for c in done {
+        prop_assert!(
+            !busy.contains(&c.tag.0),
+            "operation {} completed with a grant on its buffer in force",
+            c.tag.0
+        );
+    }
+    Ok(())
 }
 
 fn attack(across_queues: bool) -> impl Strategy<Value = Attack> {
@@ -1893,12 +2012,15 @@ impl BackendView {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// A backend answers in any order, with any status it may give, and at up to three moments
-    /// does what it must not (answers twice, with the wrong operation or a status outside the
-    /// protocol, invents an id, writes raw bytes, or moves `rsp_prod` anywhere). The engine never
-    /// panics and never completes an operation twice; once it stops on a violation it refuses
-    /// new work; and after it reconnects to an honest backend every operation it accepted has
-    /// completed exactly once, and shutting down leaves no grant behind.
+    /// A backend answers in any order, with any status it may give, keeps pages mapped for
+    /// random times, and at up to three moments does what it must not (answers twice, with the
+    /// wrong operation or a status outside the protocol, invents an id, writes raw bytes, or
+    /// moves `rsp_prod` anywhere); operations time out and the shell aborts them or resets the
+    /// device. The engine never panics, never completes an operation twice or while a grant on
+    /// its buffer is in force; once it stops on a violation it refuses new work; and after the
+    /// backend lets go of its mappings and the engine reconnects to an honest backend every
+    /// operation it accepted has completed exactly once, and shutting down leaves no grant
+    /// behind.
     #[test]
     fn a_hostile_backend_loses_no_operation(
         mut steps in prop::collection::vec(guest_or_honest_step().prop_map(Ok), 1..150),
@@ -1914,8 +2036,9 @@ proptest! {
         let n = if indirect { 32 } else { 0 };
         let layout = if x86_32 { Layout::X86_32 } else { Layout::X86_64 };
         let (feat, cfg) = (features(n, persistent), config(n));
-        let mut h = Harness::<8>::new(feat, cfg, layout);
+        let mut h = Harness::<8>::with_timeouts(feat, cfg, layout, HOSTILE_TIMEOUTS);
         let mut backend = BackendView::default();
+        let mut clock = Clock::default();
         let mut accepted: Vec<u64> = Vec::new();
         for (tag, step) in (1u64..).zip(steps) {
             match step {
@@ -1936,6 +2059,11 @@ proptest! {
                         prop_assert_eq!(h.eng.state(), EngineState::Failed(e));
                     }
                 }
+                Ok(Step::Hold { pick, ticks }) => clock.hold(&mut h.grants, pick, ticks),
+                Ok(Step::Tick { dt, reset }) => {
+                    let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+                    clock.tick(dt, reset, &mut h.eng, io, &mut h.done)?;
+                }
                 Err(attack) => {
                     // A violation written but not yet published would show only by chance.
                     if backend.attack(&mut h.be, &attack) {
@@ -1944,15 +2072,21 @@ proptest! {
                 }
             }
             completions_per_tag(&h.done)?;
+            check_buffers_released(&h.grants, &h.done)?;
         }
 
-        // The backend goes away and an honest one takes over: what was not completed is issued
-        // again from its start.
+        // The backend lets go of its mappings, goes away, and an honest one takes over: what
+        // was not completed is issued again from its start.
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
         h.eng.disconnect(&mut io);
         let mem = RingMemory::allocate(0).unwrap();
         h.be = Model::new(mem.clone(), layout);
         h.connect(mem, feat, cfg);
+        h.run();
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         h.run();
         check_honest_finish(&mut h.eng, &mut h.grants, &mut h.ev, &mut h.mem, &h.done, &accepted)?;
     }
@@ -1962,8 +2096,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// [`a_hostile_backend_loses_no_operation`] over two to four queues, each ring with its own
-    /// backend that answers in its own order; the violations also include answering a request on
-    /// another queue's ring. The same guarantees hold, and the reconnect brings every queue back.
+    /// backend that answers in its own order, with held mappings and timeouts; the violations
+    /// also include answering a request on another queue's ring. The same guarantees hold, and
+    /// the reconnect brings every queue back.
     #[test]
     fn a_hostile_multi_queue_backend_loses_no_operation(
         mut steps in prop::collection::vec(
@@ -1982,9 +2117,10 @@ proptest! {
             steps.insert(at, (queue, Err(attack)));
         }
         let layout = if x86_32 { Layout::X86_32 } else { Layout::X86_64 };
-        let mut h = MultiHarness::new(queues, layout);
+        let mut h = MultiHarness::with_timeouts(queues, layout, HOSTILE_TIMEOUTS);
         let mut backends: Vec<BackendView> =
             (0..queues).map(|_| BackendView::default()).collect();
+        let mut clock = Clock::default();
         let mut accepted: Vec<u64> = Vec::new();
         for (tag, (queue, step)) in (1u64..).zip(steps) {
             let q = usize::from(queue) % backends.len();
@@ -2017,6 +2153,11 @@ proptest! {
                         prop_assert_eq!(h.eng.state(), EngineState::Failed(e));
                     }
                 }
+                Ok(Step::Hold { pick, ticks }) => clock.hold(&mut h.grants, pick, ticks),
+                Ok(Step::Tick { dt, reset }) => {
+                    let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+                    clock.tick(dt, reset, &mut h.eng, io, &mut h.done)?;
+                }
                 Err(Attack::OtherQueue { pick }) => {
                     let room = |o: &usize| h.queues[*o].ring.unanswered_requests() > 0;
                     let others = (1..backends.len()).map(|k| (q + k) % backends.len());
@@ -2035,11 +2176,17 @@ proptest! {
                 }
             }
             completions_per_tag(&h.done)?;
+            check_buffers_released(&h.grants, &h.done)?;
         }
 
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
         h.eng.disconnect(&mut io);
         h.attach(queues, layout);
+        h.run();
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         h.run();
         check_honest_finish(&mut h.eng, &mut h.grants, &mut h.ev, &mut h.mem, &h.done, &accepted)?;
     }
