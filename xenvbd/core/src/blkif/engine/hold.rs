@@ -271,6 +271,17 @@ impl<
                 if !matches!(self.state, EngineState::Closed | EngineState::Failed(_)) {
                     self.fail(EngineError::GrantHeld { gref }, io);
                 }
+                // An operation with a lost page can never be issued again nor completed: it
+                // leaves the queue so that it blocks nothing after a reconnect.
+                let mut k = 0;
+                while k < self.order_len {
+                    let j = usize::from(self.order[k]);
+                    if self.jobs[j].pieces.iter().any(|p| p.gref == Access::Lost) {
+                        self.decide(j, BlockStatus::Disconnected, 0, &mut complete);
+                    } else {
+                        k += 1;
+                    }
+                }
             }
         }
         for j in 0..JOBS {

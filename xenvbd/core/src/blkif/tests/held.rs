@@ -171,6 +171,43 @@ fn past_the_revocation_limit_the_page_is_leaked_and_the_device_fails() {
 }
 
 #[test]
+fn an_operation_with_a_leaked_page_blocks_nothing_after_a_reconnect() {
+    let mut h = Harness::<8>::new(features(32, false), config(32), Layout::X86_64);
+    // Two requests: the backend answers the first and keeps its pages mapped, then goes away
+    // before answering the second.
+    let segs = pages(40, 0x100);
+    h.submit(1, write_op(0, &segs), &segs).unwrap();
+    let other = pages(1, 0x400);
+    h.submit(2, write_op(400, &other), &other).unwrap();
+    h.be.take(&h.grants, &h.mem);
+    assert_eq!(h.be.pending.len(), 3);
+    let first = h.be.pending.remove(0);
+    let status = h.be.execute(&first, &h.grants, &mut h.mem);
+    h.be.respond(first.id, first.op, status);
+    h.be.ring.push_responses();
+    h.grants.mapped.extend(first.segs.iter().map(|s| s.gref));
+    h.poll().unwrap();
+    let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+    h.eng.disconnect(&mut io);
+    let limit = Timeouts::default().revocation;
+    h.timer(limit);
+    assert!(matches!(
+        h.eng.state(),
+        EngineState::Failed(EngineError::GrantHeld { .. })
+    ));
+    // The shell reconnects: operation 2 goes through, operation 1 stays out of reach.
+    let mem = RingMemory::allocate(0).unwrap();
+    h.be = Model::new(mem.clone(), Layout::X86_64);
+    h.connect(mem, features(32, false), config(32));
+    h.run();
+    assert_eq!(
+        h.done.iter().map(|c| (c.tag, c.status)).collect::<Vec<_>>(),
+        [(Tag(2), BlockStatus::Ok)]
+    );
+    assert_eq!(h.eng.holdings().operations, 1);
+}
+
+#[test]
 fn a_grant_the_table_takes_over_is_never_reused() {
     // The table answers Abandoned: the engine cannot know when the page is free.
     struct Abandoning(TestGrants);
