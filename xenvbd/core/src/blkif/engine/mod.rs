@@ -4,13 +4,19 @@
 //! [`Blkif::submit`] copies the operation and its segment list into a job slot and queues it
 //! (FIFO). Dispatch walks the queue in order: a data job is cut into *pieces* — one per 4 KiB
 //! page the backend sees, 512-byte granular — and the pieces into ring requests of at most
-//! [`FrontendParams::segments_per_request`] segments (indirect when negotiated). A segment whose
-//! offset or length is not a multiple of the logical block size goes through a bounce page from
-//! the pool given at construction (copied in before a write, out after a read); with persistent
-//! grants every piece goes through a pool page whose grant is kept. A job whose next part lacks
-//! a slot, ring space, pool page or grant waits at the head of the queue; nothing allocates.
-//! A flush is a barrier: it is issued only when every earlier job has completed, and no later
-//! job is issued before it completes.
+//! [`FrontendParams::segments_per_request`] segments (indirect when negotiated). Only a segment
+//! that is a whole guest page is granted as is; every other piece goes through a bounce page
+//! from the pool given at construction (copied in before a write, out after a read); with
+//! persistent grants, or a backend that is not trusted ([`FrontendParams::bounce_all`]), every
+//! piece goes through a pool page. A job whose next part lacks a slot, ring space, pool page or
+//! grant waits at the head of the queue, retried by the next submit, poll or
+//! [`Blkif::on_timer`]; nothing allocates. A flush is a barrier: it is issued only when every
+//! earlier job has completed, and no later job is issued before it completes.
+//!
+//! # Ownership
+//! No job completes and no pool page is reused while the backend may map one of its pages: a
+//! grant the backend still maps when it is ended stays in force and is ended again from
+//! [`Blkif::on_timer`], up to [`Timeouts::revocation`] (then the page is leaked on purpose).
 //!
 //! # In-flight table
 //! Each ring request occupies a slot; its id is the slot index in the low 32 bits and the slot's
