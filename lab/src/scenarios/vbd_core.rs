@@ -505,8 +505,8 @@ fn session(
     write_vbd_nodes(store, image, fe, be, vdev, dev, variant.mode())?;
     store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
 
-    // Negotiate. Persistent grants stay off so that aligned segments are granted directly and
-    // only the unaligned ones bounce.
+    // Negotiate. Persistent grants stay off so that whole-page segments are granted directly
+    // and only the others bounce.
     let offer = features(store, be)?;
     let config = FrontendConfig {
         persistent: false,

@@ -159,7 +159,8 @@ fn on_device(
 
 /// 4 MiB.
 const RECONNECT_SECTORS: u64 = 8192;
-/// Each operation: 62 whole pages, half a page, and 2 KiB at an odd offset (bounced).
+/// Each operation: 62 whole pages, and half a page and 2 KiB at an odd offset (both bounced:
+/// only whole pages are granted as they are).
 fn reconnect_layout() -> Vec<(usize, u16, u16)> {
     let mut v: Vec<(usize, u16, u16)> = (0..62).map(|p| (p, 0, 4096)).collect();
     v.push((62, 0, 2048));
@@ -543,7 +544,8 @@ fn soak_sectors(rng: &mut Rng) -> u64 {
 }
 
 /// A random buffer layout for `bytes` (whole sectors) in at most [`SLOT_PAGES`] pages: whole
-/// pages; sector-aligned pieces; or byte-granular pieces at random offsets (bounced).
+/// pages; sector-aligned pieces; or byte-granular pieces at random offsets (all but whole pages
+/// bounced).
 fn soak_layout(rng: &mut Rng, bytes: usize) -> Vec<(usize, u16, u16)> {
     let style = if bytes > 224 * 1024 {
         0
