@@ -11,6 +11,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod adapter;
 pub mod blkif;
 pub mod scsi;
 pub mod types;

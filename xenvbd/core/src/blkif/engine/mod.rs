@@ -552,7 +552,8 @@ impl<
     }
 
     /// Queues an operation on `segments` (copied; the caller keeps the buffer until the
-    /// completion with `tag`) and issues what can be issued. Operations that need no ring
+    /// completion with `tag`; a read or write uses the first `sectors` × 512 bytes of the list,
+    /// which must have at least that many) and issues what can be issued. Operations that need no ring
     /// request (a flush without a write cache, a discard the backend does not offer) complete
     /// through `complete` at once.
     pub fn submit<G: Grants, N: Events, M: GuestMemory>(
@@ -584,11 +585,25 @@ impl<
         };
         job.segs[..segments.len()].copy_from_slice(segments);
         if job.is_data() {
-            let sum: u64 = segments.iter().map(|s| u64::from(s.length)).sum();
             let bad_seg = segments.iter().any(|s| {
                 s.length == 0 || usize::from(s.offset) + usize::from(s.length) > PAGE_SIZE
             });
-            if sum != job.bytes()
+            // A buffer longer than the operation (a SCSI buffer larger than the transfer) is
+            // used from its start: the list is cut after the operation's bytes.
+            let bytes = job.bytes();
+            let mut sum = 0u64;
+            let mut used = 0;
+            for seg in job.segs[..segments.len()].iter_mut() {
+                if sum >= bytes {
+                    break;
+                }
+                let take = (bytes - sum).min(u64::from(seg.length));
+                seg.length = take as u16;
+                sum += take;
+                used += 1;
+            }
+            job.nsegs = used as u16;
+            if sum != bytes
                 || sum == 0
                 || sum % u64::from(self.block_size) != 0
                 || bad_seg

@@ -17,6 +17,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use super::*;
 use crate::types::{BlockOp, GuestMemory, Segment, Tag, PAGE_SIZE};
 
+mod adapter;
 mod held;
 mod timeout;
 mod trust;
