@@ -60,6 +60,9 @@ pub(super) struct Ledger {
     pub(super) now: u64,
     /// Accesses in [`Access::Revoking`].
     pub(super) revoking: u32,
+    /// [`Counters::leaked_pages`] when [`Blkif::on_timer`] last looked for operations that lost
+    /// a page.
+    pub(super) leaked_seen: u64,
 }
 
 impl Ledger {
@@ -271,16 +274,20 @@ impl<
                 if !matches!(self.state, EngineState::Closed | EngineState::Failed(_)) {
                     self.fail(EngineError::GrantHeld { gref }, io);
                 }
-                // An operation with a lost page can never be issued again nor completed: it
-                // leaves the queue so that it blocks nothing after a reconnect.
-                let mut k = 0;
-                while k < self.order_len {
-                    let j = usize::from(self.order[k]);
-                    if self.jobs[j].pieces.iter().any(|p| p.gref == Access::Lost) {
-                        self.decide(j, BlockStatus::Disconnected, 0, &mut complete);
-                    } else {
-                        k += 1;
-                    }
+            }
+        }
+        if self.counters.leaked_pages != self.ledger.leaked_seen {
+            self.ledger.leaked_seen = self.counters.leaked_pages;
+            // An operation with a lost page (given up on here, or abandoned to the grant table
+            // when it was ended) can never be issued again nor completed: it leaves the queue so
+            // that it blocks nothing after a reconnect.
+            let mut k = 0;
+            while k < self.order_len {
+                let j = usize::from(self.order[k]);
+                if self.jobs[j].pieces.iter().any(|p| p.gref == Access::Lost) {
+                    self.decide(j, BlockStatus::Disconnected, 0, &mut complete);
+                } else {
+                    k += 1;
                 }
             }
         }

@@ -207,21 +207,23 @@ fn an_operation_with_a_leaked_page_blocks_nothing_after_a_reconnect() {
     assert_eq!(h.eng.holdings().operations, 1);
 }
 
+/// A grant table that takes over the references the backend maps: `end` answers `Abandoned`.
+struct Abandoning(TestGrants);
+
+impl Grants for Abandoning {
+    fn grant(&mut self, d: DomId, f: u64, ro: bool) -> Result<GrantRef, GrantError> {
+        self.0.grant(d, f, ro)
+    }
+    fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
+        if self.0.mapped.contains(&gref) {
+            return Ok(Ended::Abandoned);
+        }
+        self.0.end(gref)
+    }
+}
+
 #[test]
 fn a_grant_the_table_takes_over_is_never_reused() {
-    // The table answers Abandoned: the engine cannot know when the page is free.
-    struct Abandoning(TestGrants);
-    impl Grants for Abandoning {
-        fn grant(&mut self, d: DomId, f: u64, ro: bool) -> Result<GrantRef, GrantError> {
-            self.0.grant(d, f, ro)
-        }
-        fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
-            if self.0.mapped.contains(&gref) {
-                return Ok(Ended::Abandoned);
-            }
-            self.0.end(gref)
-        }
-    }
     let mut h = Harness::<1>::new(features(0, false), config(0), Layout::X86_64);
     let a = buffer(1, 1, true);
     h.submit(1, write_op(0, &a), &a).unwrap();
@@ -388,4 +390,31 @@ proptest! {
         prop_assert_eq!(h.eng.state(), EngineState::Running);
         check_honest_finish(&mut h.eng, &mut h.grants, &mut h.ev, &mut h.mem, &h.done, &accepted)?;
     }
+}
+
+#[test]
+fn an_operation_whose_page_the_table_took_over_blocks_nothing() {
+    let mut h = Harness::<8>::new(features(0, false), config(0), Layout::X86_64);
+    let segs = pages(1, 0x100);
+    h.submit(1, write_op(0, &segs), &segs).unwrap();
+    let other = pages(1, 0x200);
+    h.submit(2, write_op(8, &other), &other).unwrap();
+    h.be.take(&h.grants, &h.mem);
+    h.grants.mapped.insert(h.be.pending[0].segs[0].gref);
+    // The backend goes away; ending the mapped grant hands it to the table.
+    let mut grants = Abandoning(core::mem::take(&mut h.grants));
+    let mut io = Io::new(&mut grants, &mut h.ev, &mut h.mem);
+    h.eng.disconnect(&mut io);
+    h.eng.on_timer(1, &mut io, |c| h.done.push(c));
+    h.grants = grants.0;
+    assert_eq!(h.eng.counters().leaked_pages, 1);
+    let mem = RingMemory::allocate(0).unwrap();
+    h.be = Model::new(mem.clone(), Layout::X86_64);
+    h.connect(mem, features(0, false), config(0));
+    h.run();
+    assert_eq!(
+        h.done.iter().map(|c| (c.tag, c.status)).collect::<Vec<_>>(),
+        [(Tag(2), BlockStatus::Ok)]
+    );
+    assert_eq!(h.eng.holdings().operations, 1);
 }
