@@ -135,6 +135,10 @@ pub struct BlkFaults {
     pub corrupt_next: u32,
     /// Requests touching this sector fail with `BLKIF_RSP_ERROR`.
     pub fail_sector: Option<u64>,
+    /// Map every data page of a read or write and keep the mapping after answering, until
+    /// [`Blkback::unmap_kept`] (a backend slow to unmap, or one that never does). The mappings
+    /// survive [`Blkback::restart`], as they would in a backend domain that does not unmap.
+    pub keep_mapped: bool,
 }
 
 /// A request as the model read it off the ring.
@@ -206,6 +210,8 @@ pub struct Blkback {
     conn: Option<Conn>,
     persistent: HashMap<GrantRef, MappedGrant>,
     held: Vec<Response>,
+    /// Mappings kept by [`BlkFaults::keep_mapped`].
+    kept: Vec<MappedGrant>,
     /// Fault switches.
     pub faults: BlkFaults,
     /// Every request read, in ring order.
@@ -231,6 +237,7 @@ impl Blkback {
             conn: None,
             persistent: HashMap::new(),
             held: Vec::new(),
+            kept: Vec::new(),
             faults: BlkFaults::default(),
             log: Vec::new(),
             flushes: 0,
@@ -277,6 +284,20 @@ impl Blkback {
     /// Responses held back by [`BlkFaults::hold`].
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// Mappings kept by [`BlkFaults::keep_mapped`].
+    pub fn kept(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Unmaps what [`BlkFaults::keep_mapped`] kept; returns how many.
+    pub fn unmap_kept(&mut self) -> Result<usize, BlkbackError> {
+        let n = self.kept.len();
+        for h in self.kept.drain(..) {
+            self.backend.unmap_grant(h)?;
+        }
+        Ok(n)
     }
 
     /// The backend's xenstore nodes (relative to its device directory), as the toolstack and
@@ -659,6 +680,13 @@ impl Blkback {
             };
             if r.is_err() {
                 return BLKIF_RSP_ERROR;
+            }
+            if self.faults.keep_mapped && !conn.persistent {
+                // A read's page is granted writable, a write's read-only.
+                match self.backend.map_grant(gref, read) {
+                    Ok(h) => self.kept.push(h),
+                    Err(_) => return BLKIF_RSP_ERROR,
+                }
             }
             at += len;
         }

@@ -99,14 +99,7 @@ impl Harness {
         for _ in 1..DATA_PAGES {
             xen.alloc_page();
         }
-        let eng = Box::new(Blkif::new(
-            EngineConfig {
-                backend: 0,
-                handle: 0x300,
-            },
-            &pool,
-            &ind,
-        ));
+        let eng = Box::new(Blkif::new(EngineConfig::new(0, 0x300), &pool, &ind));
         let mut be = Blkback::new(xen.dom0(), SECTORS, features);
         be.force_x86_32(x86_32);
         let feat = parse_features(&be);
@@ -316,6 +309,7 @@ fn cfg(indirect: u32, persistent: bool, order: u32) -> FrontendConfig {
         max_queues: 1,
         max_indirect_segments: indirect,
         persistent,
+        trust_backend: true,
     }
 }
 
@@ -693,4 +687,47 @@ fn a_backend_restart_mid_io_loses_no_data() {
     }
     assert_eq!(h.gather(&rsegs), expect[0].1[..16384]);
     assert!(h.eng.counters().resubmitted > 0);
+}
+
+#[test]
+fn a_page_the_backend_keeps_mapped_holds_the_completion_until_unmapped() {
+    let mut h = Harness::new(BlkFeatures::default(), false, cfg(0, false, 0));
+    h.be.faults.keep_mapped = true;
+    let w = h.pages(0, 2);
+    let data = h.fill(&w, 9);
+    let op = BlockOp::Write {
+        sector: 64,
+        sectors: 16,
+        fua: false,
+    };
+    h.submit(1, op, &w);
+    h.serve();
+    h.poll().unwrap();
+    assert_eq!(h.be.kept(), 2);
+    // The real grant table's entries carry the backend's mapping: the engine keeps the grants
+    // (nothing parked on the table's deferred list) and the operation open.
+    assert!(
+        h.done.is_empty(),
+        "completed while the backend maps the buffer"
+    );
+    assert_eq!(h.eng.counters().deferred_revocations, 2);
+    assert_eq!(h.grants.deferred_count(), 0);
+    assert_eq!(h.eng.holdings().operations, 1);
+    let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+    let done = &mut h.done;
+    let report = h.eng.on_timer(10, &mut io, |c| done.push(c));
+    assert_eq!(report.revoking, 2);
+    assert!(h.done.is_empty());
+    assert_eq!(h.be.unmap_kept().unwrap(), 2);
+    let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+    let done = &mut h.done;
+    let report = h.eng.on_timer(20, &mut io, |c| done.push(c));
+    assert_eq!(report.revoking, 0);
+    assert_eq!(h.take(1).status, BlockStatus::Ok);
+    assert_eq!(h.eng.counters().revocations_completed, 2);
+    assert!(h.eng.holdings().is_empty());
+    assert_eq!(&h.be.disk()[64 * 512..80 * 512], &data[..]);
+    h.be.faults.keep_mapped = false;
+    let r = h.pages(8, 2);
+    h.write_read(100, &w, &r);
 }

@@ -19,9 +19,9 @@
 use std::io;
 
 use xen_abi::types::{DomId, GrantRef};
-use xenpci_core::grant_table::{GrantError, Revocation};
+use xenpci_core::grant_table::GrantError;
 use xenvbd_core::blkif::{
-    Blkif, EngineConfig, Events, FrontendParams, Grants, Io, LogEvent, MAX_RING_PAGE_ORDER,
+    Blkif, Ended, EngineConfig, Events, FrontendParams, Grants, Io, LogEvent, MAX_RING_PAGE_ORDER,
 };
 use xenvbd_core::GuestMemory;
 
@@ -120,12 +120,12 @@ impl Grants for PoolGrants<'_, '_> {
         }
     }
 
-    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError> {
+    fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
         match self.pool.index_of_gref(gref) {
             Some(index) if self.live[index] > 0 => {
                 self.live[index] -= 1;
                 self.ended += 1;
-                Ok(Revocation::Revoked)
+                Ok(Ended::Revoked)
             }
             _ => Err(GrantError::NotGranted { gref }),
         }
@@ -303,10 +303,7 @@ impl<
         }
         let bounce: [u64; POOL] = std::array::from_fn(|i| pool.frame(RINGS_END + i));
         let indirect: [u64; IND] = std::array::from_fn(|i| pool.frame(RINGS_END + POOL + i));
-        let config = EngineConfig {
-            backend: pool.domid(),
-            handle,
-        };
+        let config = EngineConfig::new(pool.domid(), handle);
         Ok(Self {
             pool,
             engine: Box::new(Blkif::new(config, &bounce, &indirect)),

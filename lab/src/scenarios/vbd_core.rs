@@ -13,14 +13,15 @@
 use std::time::{Duration, Instant};
 
 use xen_abi::xenbus::XenbusState;
+use xenvbd_core::adapter::ScsiAdapter;
 use xenvbd_core::blkif::{
     BackendFeatures, Counters, EngineState, FeatureError, FrontendConfig, FrontendParams, Layout,
     LogEvent,
 };
 use xenvbd_core::scsi::sense::KEY_DATA_PROTECT;
-use xenvbd_core::scsi::{opcode, Action, BlockOutcome, Disk, DiskConfig, Identity};
+use xenvbd_core::scsi::{opcode, Disk, DiskConfig, Identity};
 use xenvbd_core::{
-    BlockOp, DataDirection, GuestMemory, ScsiCompletion, ScsiRequest, ScsiStatus, Segment, Tag,
+    DataDirection, GuestMemory, ScsiCompletion, ScsiRequest, ScsiStatus, Segment, Tag,
 };
 
 use super::toolstack::{
@@ -402,7 +403,8 @@ pub(crate) fn bind_queue_ports(
     Ok(ports)
 }
 
-/// Runs one SCSI command through the disk and, when it needs the backend, the engine.
+/// Runs one SCSI command through the disk and, when it needs the backend, the engine: through
+/// xenvbd-core's [`ScsiAdapter`], as the StorPort shell will.
 pub(crate) fn command(
     front: &mut VbdFront<'_, '_, '_>,
     disk: &mut Disk,
@@ -419,31 +421,24 @@ pub(crate) fn command(
         transfer_length: total(segments),
         lun: 0,
     };
-    let block = match disk.submit(&req, &mut front.memory) {
-        Action::Complete(c) => return Ok(c),
-        Action::Block(b) => b,
-    };
-    let mut pending = block.pending();
-    let mut finished = None;
-    for op in block.ops() {
-        let data: &[Segment] = match op {
-            BlockOp::Read { .. } | BlockOp::Write { .. } => segments,
-            _ => &[],
-        };
-        let mut completions = Vec::new();
+    let mut adapter = ScsiAdapter::<1>::new();
+    let mut done: Vec<ScsiCompletion> = Vec::new();
+    front.with_io(|engine, io| adapter.submit(disk, engine, &req, io, |c| done.push(c)));
+    while done.is_empty() {
         front
-            .with_io(|engine, io| engine.submit(Tag(tag), *op, data, io, |c| completions.push(c)))
-            .map_err(|e| Failure(format!("engine refused {op:?}: {e:?}")))?;
-        poll_until(front, &mut completions, &format!("{op:?}"), |_, c| {
-            !c.is_empty()
-        })?;
-        ensure(
-            completions.len() == 1 && completions[0].tag == Tag(tag),
-            || format!("completions for {op:?}: {completions:?}"),
-        )?;
-        finished = pending.record(BlockOutcome::from_blkif(op, &completions[0]));
+            .with_io(|engine, io| adapter.poll(engine, io, |c| done.push(c)))
+            .map_err(|e| Failure(format!("engine stopped during {:#04x}: {e}", cdb[0])))?;
+        if let Some(e) = front.events.notify_error.take() {
+            return Err(Failure(format!("notify the backend: {e}")));
+        }
+        if done.is_empty() {
+            wait_queue_events(&mut front.events, &format!("command {:#04x}", cdb[0]))?;
+        }
     }
-    finished.ok_or_else(|| Failure(format!("command {:#04x} never completed", cdb[0])))
+    ensure(done.len() == 1 && done[0].tag == Tag(tag), || {
+        format!("completions for command {:#04x}: {done:?}", cdb[0])
+    })?;
+    Ok(done[0])
 }
 
 /// READ CAPACITY(16) with an allocation length of 32.
@@ -505,8 +500,8 @@ fn session(
     write_vbd_nodes(store, image, fe, be, vdev, dev, variant.mode())?;
     store.expect_state("backend", be, XenbusState::InitWait, STATE_TIMEOUT)?;
 
-    // Negotiate. Persistent grants stay off so that aligned segments are granted directly and
-    // only the unaligned ones bounce.
+    // Negotiate. Persistent grants stay off so that whole-page segments are granted directly
+    // and only the others bounce.
     let offer = features(store, be)?;
     let config = FrontendConfig {
         persistent: false,

@@ -917,8 +917,8 @@ fn cdrom_body(
     )?;
 
     // READ(10) of the volume descriptors (blocks 16 and 17, one page) and a scattered read of
-    // three blocks: a sector-aligned piece (direct with 512-byte sectors, bounced with 2048)
-    // and two odd ones (always bounced).
+    // three blocks in three sub-page pieces (bounced: only whole pages are granted as they
+    // are).
     let mut verified = 0usize;
     let reads: [(u64, Vec<Segment>); 2] = [
         (16, vec![seg(d1, 0, 4096)]),

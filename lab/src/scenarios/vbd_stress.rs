@@ -159,7 +159,8 @@ fn on_device(
 
 /// 4 MiB.
 const RECONNECT_SECTORS: u64 = 8192;
-/// Each operation: 62 whole pages, half a page, and 2 KiB at an odd offset (bounced).
+/// Each operation: 62 whole pages, and half a page and 2 KiB at an odd offset (both bounced:
+/// only whole pages are granted as they are).
 fn reconnect_layout() -> Vec<(usize, u16, u16)> {
     let mut v: Vec<(usize, u16, u16)> = (0..62).map(|p| (p, 0, 4096)).collect();
     v.push((62, 0, 2048));
@@ -543,7 +544,8 @@ fn soak_sectors(rng: &mut Rng) -> u64 {
 }
 
 /// A random buffer layout for `bytes` (whole sectors) in at most [`SLOT_PAGES`] pages: whole
-/// pages; sector-aligned pieces; or byte-granular pieces at random offsets (bounced).
+/// pages; sector-aligned pieces; or byte-granular pieces at random offsets (all but whole pages
+/// bounced).
 fn soak_layout(rng: &mut Rng, bytes: usize) -> Vec<(usize, u16, u16)> {
     let style = if bytes > 224 * 1024 {
         0
@@ -1002,8 +1004,8 @@ mod tests {
     use super::*;
     use crate::platform::vbd::{Engine, BOUNCE_PAGES, INDIRECT_PAGES};
     use xen_abi::types::{DomId, GrantRef};
-    use xenpci_core::grant_table::{GrantError, Revocation};
-    use xenvbd_core::blkif::{EngineConfig, Events, Grants, Io, SubmitError};
+    use xenpci_core::grant_table::GrantError;
+    use xenvbd_core::blkif::{Ended, EngineConfig, Events, Grants, Io, SubmitError};
     use xenvbd_core::{GuestMemory, Tag};
 
     struct NoGrants;
@@ -1011,8 +1013,8 @@ mod tests {
         fn grant(&mut self, _: DomId, _: u64, _: bool) -> Result<GrantRef, GrantError> {
             Ok(1)
         }
-        fn end(&mut self, _: GrantRef) -> Result<Revocation, GrantError> {
-            Ok(Revocation::Revoked)
+        fn end(&mut self, _: GrantRef) -> Result<Ended, GrantError> {
+            Ok(Ended::Revoked)
         }
     }
     struct NoEvents;
@@ -1030,10 +1032,7 @@ mod tests {
     #[test]
     fn soak_layouts_fit_the_engine() {
         let mut rng = Rng(SOAK_SEED);
-        let config = EngineConfig {
-            backend: 0,
-            handle: 1,
-        };
+        let config = EngineConfig::new(0, 1);
         let bounce = [0x1000u64; BOUNCE_PAGES];
         let indirect = [0x2000u64; INDIRECT_PAGES];
         for round in 0..400 {

@@ -66,6 +66,8 @@ pub enum ScsiStatus {
     Busy = 0x08,
     /// TASK SET FULL: too many outstanding commands.
     TaskSetFull = 0x28,
+    /// TASK ABORTED: ended by an abort or a reset.
+    TaskAborted = 0x40,
 }
 
 /// Fixed-format sense data, the part the core fills in.

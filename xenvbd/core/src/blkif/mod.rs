@@ -26,10 +26,11 @@ mod tests;
 
 use core::fmt;
 
+use xen_abi::grant_table::GrantFlags;
 use xen_abi::types::{DomId, GrantRef};
 use xenpci_core::grant_table::{GrantEntries, GrantError, GrantTable, Revocation};
 
-pub use engine::{Blkif, EngineConfig, EngineState, SubmitError};
+pub use engine::{Blkif, EngineConfig, EngineState, Holdings, SubmitError, Timeouts, TimerReport};
 pub use layout::Layout;
 pub use negotiate::{
     BackendFeatures, DeviceType, FeatureError, FrontendConfig, FrontendParams, NodeError,
@@ -38,13 +39,28 @@ pub use negotiate::{
 
 use crate::types::GuestMemory;
 
+/// What [`Grants::end`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// Access is revoked: the reference is free and the page is the guest's again.
+    Revoked,
+    /// The backend still maps the page. The grant stays in force and stays the caller's: it
+    /// calls [`Grants::end`] again later, and until that answers [`Ended::Revoked`] the page is
+    /// neither reused nor handed back.
+    StillMapped,
+    /// The backend mapped the page again while access was being ended, and the grant table took
+    /// the reference over to revoke it on its own: the caller never learns when that happens, so
+    /// the page is never reused (it is leaked on purpose).
+    Abandoned,
+}
+
 /// Granting guest frames to the backend domain.
 pub trait Grants {
     /// Grants `domid` access to `frame`, read-only when `readonly`.
     fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError>;
-    /// Ends access through `gref`; [`Revocation::Deferred`] when the backend still maps it (the
-    /// implementation retries later and the page must not be handed to anyone else meanwhile).
-    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError>;
+    /// Ends access through `gref` if the backend no longer maps the page (see [`Ended`]); called
+    /// again for the same reference as long as it answers [`Ended::StillMapped`].
+    fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError>;
 }
 
 impl<E: GrantEntries> Grants for GrantTable<'_, E> {
@@ -52,8 +68,22 @@ impl<E: GrantEntries> Grants for GrantTable<'_, E> {
         self.grant_access(domid, frame, readonly)
     }
 
-    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError> {
-        self.end_access(gref)
+    /// Looks at the entry before ending it: a reference the backend maps stays granted, and the
+    /// engine's, so that the engine can tell when the page is free (`end_access` would park it on
+    /// the table's deferred list, where nobody can ask about it any more).
+    fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
+        if gref >= self.capacity() {
+            return Err(GrantError::NotGranted { gref });
+        }
+        let mapped = GrantFlags::READING.bits() | GrantFlags::WRITING.bits();
+        if self.entries().load_flags(gref) & mapped != 0 {
+            return Ok(Ended::StillMapped);
+        }
+        match self.end_access(gref)? {
+            Revocation::Revoked => Ok(Ended::Revoked),
+            // Mapped between the look and the exchange: the table owns the reference now.
+            Revocation::Deferred => Ok(Ended::Abandoned),
+        }
     }
 }
 
@@ -70,6 +100,15 @@ pub enum LogEvent {
     /// stops sending it; the glue tells the SCSI layer (`Disk::withdraw_flush`,
     /// `Disk::withdraw_discard`).
     NotSupported(u8),
+    /// The backend kept a grant mapped past [`Timeouts::revocation`]: the page is leaked on
+    /// purpose (never reused, never handed back). `tag` names the operation whose buffer it is,
+    /// which therefore never completes; `None` for the engine's own pages (pool, indirect, ring).
+    Leaked {
+        /// The grant reference.
+        gref: GrantRef,
+        /// The operation whose buffer the page is.
+        tag: Option<crate::types::Tag>,
+    },
 }
 
 /// The event channel and the log.
@@ -118,6 +157,10 @@ pub enum BlockStatus {
     Invalid,
     /// The backend went away for good, or the device was shut down after an error.
     Disconnected,
+    /// Aborted by [`Blkif::abort`] (for example the SCSI abort of a timed-out command).
+    Aborted,
+    /// Ended by [`Blkif::reset`] (StorPort's bus reset).
+    Reset,
 }
 
 /// A finished block operation.
@@ -177,6 +220,12 @@ pub enum EngineError {
     },
     /// The ring's indices were impossible (the ring is poisoned).
     Ring(xen_ring::RingError),
+    /// The backend kept a page mapped past [`Timeouts::revocation`] after its request was
+    /// answered, aborted or the ring torn down.
+    GrantHeld {
+        /// The grant reference.
+        gref: GrantRef,
+    },
 }
 
 impl fmt::Display for EngineError {
@@ -204,6 +253,12 @@ impl fmt::Display for EngineError {
                  queue {issued_on}"
             ),
             EngineError::Ring(e) => write!(f, "ring: {e}"),
+            EngineError::GrantHeld { gref } => {
+                write!(
+                    f,
+                    "backend kept grant {gref} mapped past the revocation limit"
+                )
+            }
         }
     }
 }
@@ -231,6 +286,13 @@ pub struct Counters {
     pub resubmitted: u64,
     /// Grant revocations deferred because the backend still mapped the page.
     pub deferred_revocations: u64,
+    /// Deferred revocations that succeeded on a later try.
+    pub revocations_completed: u64,
+    /// Pages given up on (the backend kept them mapped too long, or the grant table took the
+    /// reference over): never reused.
+    pub leaked_pages: u64,
+    /// Operations ended by [`Blkif::abort`] or [`Blkif::reset`].
+    pub aborted: u64,
     /// The layout in use, once probed.
     pub layout: Option<Layout>,
 }

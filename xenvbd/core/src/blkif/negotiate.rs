@@ -112,6 +112,9 @@ pub struct BackendFeatures {
     pub device_type: DeviceType,
     /// `mode` is `r`.
     pub read_only_mode: bool,
+    /// `trusted` is 0: the toolstack says the backend must see no guest page (every byte goes
+    /// through the engine's own pages). Absent means trusted.
+    pub untrusted: bool,
 }
 
 fn trimmed(raw: &[u8]) -> &[u8] {
@@ -232,6 +235,9 @@ impl BackendFeatures {
                 }
             };
         }
+        if let Some(n) = get("trusted", &mut buf)? {
+            f.untrusted = parse_u64("trusted", &buf[..n])? == 0;
+        }
         if let Some(n) = get("mode", &mut buf)? {
             f.read_only_mode = match trimmed(&buf[..n]) {
                 b"r" => true,
@@ -295,6 +301,10 @@ pub struct FrontendConfig {
     pub max_indirect_segments: u32,
     /// Whether to use persistent grants when the backend offers them.
     pub persistent: bool,
+    /// Whether the backend may be given the guest's own whole pages (the registry switch; a
+    /// backend whose `trusted` node is 0 is never trusted). When false every byte goes through
+    /// the engine's pool pages.
+    pub trust_backend: bool,
 }
 
 impl Default for FrontendConfig {
@@ -304,6 +314,7 @@ impl Default for FrontendConfig {
             max_queues: 1,
             max_indirect_segments: 256,
             persistent: true,
+            trust_backend: true,
         }
     }
 }
@@ -330,6 +341,10 @@ pub struct FrontendParams {
     pub barrier: bool,
     /// `feature-discard` of the backend, with secure discard.
     pub discard: Option<DiscardInfo>,
+    /// No guest page is granted: every byte is copied through the engine's pool pages (the
+    /// backend is not trusted: [`FrontendConfig::trust_backend`] false or its `trusted` node
+    /// 0).
+    pub bounce_all: bool,
 }
 
 impl FrontendParams {
@@ -360,6 +375,7 @@ impl FrontendParams {
             flush: backend.flush_cache,
             barrier: backend.barrier,
             discard: backend.discard,
+            bounce_all: !config.trust_backend || backend.untrusted,
         }
     }
 
@@ -373,6 +389,8 @@ impl FrontendParams {
         self.flush = backend.flush_cache;
         self.barrier = backend.barrier;
         self.discard = backend.discard;
+        // Trust is only ever withdrawn.
+        self.bounce_all |= backend.untrusted;
     }
 
     /// The most segments one ring request carries under these parameters.

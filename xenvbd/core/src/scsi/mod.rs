@@ -334,6 +334,8 @@ pub enum BlockError {
     Invalid,
     /// The backend is gone for good: HARDWARE ERROR / LOGICAL UNIT FAILURE.
     Gone,
+    /// Ended by an abort or a device reset: TASK ABORTED, no data.
+    Aborted,
 }
 
 impl BlockOutcome {
@@ -347,6 +349,7 @@ impl BlockOutcome {
             BlockStatus::NotSupported => BlockError::NotSupported,
             BlockStatus::Invalid => BlockError::Invalid,
             BlockStatus::Disconnected => BlockError::Gone,
+            BlockStatus::Aborted | BlockStatus::Reset => BlockError::Aborted,
         };
         let sector = match *op {
             BlockOp::Read { sector, .. }
@@ -431,6 +434,12 @@ impl PendingCommand {
             BlockError::Busy => ScsiCompletion {
                 tag: self.tag,
                 status: ScsiStatus::Busy,
+                sense: Sense::default(),
+                transferred: 0,
+            },
+            BlockError::Aborted => ScsiCompletion {
+                tag: self.tag,
+                status: ScsiStatus::TaskAborted,
                 sense: Sense::default(),
                 transferred: 0,
             },

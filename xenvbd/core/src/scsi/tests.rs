@@ -792,6 +792,11 @@ fn completing_block_requests() {
         sector: None,
     });
     assert_eq!(c.status, ScsiStatus::Busy);
+    let c = p.complete(BlockOutcome::Failed {
+        error: BlockError::Aborted,
+        sector: None,
+    });
+    assert_eq!((c.status, c.transferred), (ScsiStatus::TaskAborted, 0));
     let p = r.nodata(&mut d, &cdb10(0x35, 0, 0, 0)).block().pending();
     let c = p.complete(BlockOutcome::Failed {
         error: BlockError::NotSupported,

@@ -11,11 +11,16 @@ use proptest::prelude::*;
 use xen_abi::blkif::{self, x86_32, BlkifRequestSegment};
 use xen_abi::types::{DomId, GrantRef};
 use xen_ring::{RawBackRing, RingMemory};
-use xenpci_core::grant_table::{GrantError, Revocation};
+use xenpci_core::grant_table::GrantError;
 use zerocopy::{FromBytes, IntoBytes};
 
 use super::*;
 use crate::types::{BlockOp, GuestMemory, Segment, Tag, PAGE_SIZE};
+
+mod adapter;
+mod held;
+mod timeout;
+mod trust;
 
 #[derive(Default)]
 struct Mem {
@@ -42,15 +47,24 @@ impl GuestMemory for Mem {
     }
 }
 
+/// A grant table that checks the [`Grants`] contract: only granted references are ended, a
+/// reference the backend maps stays granted (and is ended again later), and every frame ever
+/// granted is recorded.
 #[derive(Default)]
 struct TestGrants {
     active: HashMap<GrantRef, (u64, bool)>,
     next: GrantRef,
-    /// Grants the backend "maps": ending them is deferred.
+    /// Grants the backend maps: ending them answers `StillMapped`.
     mapped: HashSet<GrantRef>,
-    deferred: Vec<GrantRef>,
+    /// `end` calls answered `StillMapped`.
+    still_mapped: u64,
     granted: u64,
     limit: Option<usize>,
+    /// Every frame ever granted.
+    frames: HashSet<u64>,
+    /// Refuse to grant a frame that has a grant in force (a page reused while it may be
+    /// mapped): the test fails.
+    exclusive: bool,
 }
 
 impl Grants for TestGrants {
@@ -59,21 +73,29 @@ impl Grants for TestGrants {
         if self.limit.is_some_and(|l| self.active.len() >= l) {
             return Err(GrantError::Exhausted);
         }
+        if self.exclusive {
+            let again = self.active.iter().find(|(_, (f, _))| *f == frame);
+            assert!(
+                again.is_none(),
+                "frame {frame:#x} granted again while {again:?} is in force"
+            );
+        }
         self.next += 1;
         self.active.insert(self.next, (frame, readonly));
         self.granted += 1;
+        self.frames.insert(frame);
         Ok(self.next)
     }
-    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError> {
-        if self.active.remove(&gref).is_none() {
+    fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
+        if !self.active.contains_key(&gref) {
             return Err(GrantError::NotGranted { gref });
         }
         if self.mapped.contains(&gref) {
-            self.deferred.push(gref);
-            Ok(Revocation::Deferred)
-        } else {
-            Ok(Revocation::Revoked)
+            self.still_mapped += 1;
+            return Ok(Ended::StillMapped);
         }
+        self.active.remove(&gref);
+        Ok(Ended::Revoked)
     }
 }
 
@@ -307,7 +329,10 @@ impl Model {
                 let mut at = req.sector as usize * 512;
                 for s in &req.segs {
                     assert!(s.first_sect <= s.last_sect && s.last_sect < 8);
-                    let (frame, ro) = grants.active[&s.gref];
+                    // Mapping a revoked grant fails, as it does in Xen.
+                    let Some(&(frame, ro)) = grants.active.get(&s.gref) else {
+                        return blkif::BLKIF_RSP_ERROR;
+                    };
                     let off = s.first_sect as usize * 512;
                     let len = (s.last_sect - s.first_sect + 1) as usize * 512;
                     if req.inner == blkif::BLKIF_OP_READ {
@@ -375,11 +400,20 @@ fn config(indirect: u32) -> FrontendConfig {
 
 impl<const P: usize> Harness<P> {
     fn new(feat: BackendFeatures, cfg: FrontendConfig, layout: Layout) -> Self {
+        Self::with_timeouts(feat, cfg, layout, Timeouts::default())
+    }
+
+    fn with_timeouts(
+        feat: BackendFeatures,
+        cfg: FrontendConfig,
+        layout: Layout,
+        timeouts: Timeouts,
+    ) -> Self {
         let pool: [u64; P] = core::array::from_fn(|i| 0x9000 + i as u64);
         let eng = Box::new(Blkif::new(
             EngineConfig {
-                backend: 7,
-                handle: 0x300,
+                timeouts,
+                ..EngineConfig::new(7, 0x300)
             },
             &pool,
             &[0xa000, 0xa001],
@@ -433,6 +467,12 @@ impl<const P: usize> Harness<P> {
         let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
         let done = &mut self.done;
         self.eng.poll(&mut io, |c| done.push(c))
+    }
+
+    fn timer(&mut self, now: u64) -> TimerReport {
+        let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
+        let done = &mut self.done;
+        self.eng.on_timer(now, &mut io, |c| done.push(c))
     }
 
     /// Serves and polls until nothing moves.
@@ -666,14 +706,7 @@ fn layout_probe_selects_x86_32() {
 #[test]
 fn a_probe_answer_matching_neither_layout_fails() {
     let pool = [0x9000u64; 8];
-    let mut eng: Box<Engine> = Box::new(Blkif::new(
-        EngineConfig {
-            backend: 7,
-            handle: 0,
-        },
-        &pool,
-        &[1, 2],
-    ));
+    let mut eng: Box<Engine> = Box::new(Blkif::new(EngineConfig::new(7, 0), &pool, &[1, 2]));
     let (mut g, mut ev, mut mem) = (TestGrants::default(), Ev::default(), Mem::default());
     let ring = RingMemory::allocate(0).unwrap();
     let mut be = RawBackRing::attach(ring.clone(), 112).unwrap();
@@ -1102,11 +1135,11 @@ fn reconnect_resubmits_in_flight_requests() {
     h.grants.mapped.insert(held);
     let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
     h.eng.disconnect(&mut io);
-    assert!(
-        h.grants.active.is_empty(),
-        "every grant revoked on disconnect"
+    assert_eq!(
+        h.grants.active.keys().collect::<Vec<_>>(),
+        [&held],
+        "every grant but the mapped one revoked on disconnect"
     );
-    assert_eq!(h.grants.deferred, [held]);
     assert_eq!(h.eng.counters().deferred_revocations, 1);
     assert_eq!(h.eng.outstanding(), 3);
     assert!(h.ev.log.contains(&LogEvent::Resubmitting(3)));
@@ -1116,6 +1149,15 @@ fn reconnect_resubmits_in_flight_requests() {
     h.be = Model::new(mem.clone(), Layout::X86_32);
     h.be.disk = old_disk;
     h.connect(mem, features(0, false), config(32));
+    h.run();
+    // The write still has a page the old backend maps: it is not issued again (its old grant
+    // would be forgotten), and everything behind it waits.
+    assert!(h.done.is_empty());
+    assert_eq!(h.eng.in_flight(), 0);
+    h.timer(10);
+    assert!(h.done.is_empty());
+    h.grants.mapped.clear();
+    assert_eq!(h.timer(20).revoking, 0);
     h.run();
     assert_eq!(
         h.done
@@ -1168,6 +1210,8 @@ fn backend_gone_for_good_completes_everything_and_revokes() {
     let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
     let mut done = Vec::new();
     h.eng.shutdown(&mut io, |c| done.push(c));
+    // The buffers were never granted (persistent grants: everything is copied), so the
+    // operations complete; the two pages the backend maps stay out of reach.
     assert_eq!(
         done.iter().map(|c| (c.tag.0, c.status)).collect::<Vec<_>>(),
         [
@@ -1175,10 +1219,15 @@ fn backend_gone_for_good_completes_everything_and_revokes() {
             (6, BlockStatus::Disconnected)
         ]
     );
-    assert!(h.grants.active.is_empty());
-    assert_eq!(h.grants.deferred.len(), 2);
+    assert_eq!(h.grants.active.len(), 2);
     assert_eq!(h.eng.counters().deferred_revocations, 2);
+    let held = h.eng.holdings();
+    assert_eq!(held.pool_pages + held.indirect_pages + held.ring_pages, 2);
     assert_eq!(h.eng.state(), EngineState::Closed);
+    h.grants.mapped.clear();
+    h.timer(1);
+    assert!(h.grants.active.is_empty());
+    assert!(h.eng.holdings().is_empty());
     assert_eq!(
         h.submit(7, BlockOp::Flush, &[]),
         Err(SubmitError::Unavailable)
@@ -1271,11 +1320,15 @@ struct MultiHarness {
 
 impl MultiHarness {
     fn new(queues: u32, layout: Layout) -> Self {
+        Self::with_timeouts(queues, layout, Timeouts::default())
+    }
+
+    fn with_timeouts(queues: u32, layout: Layout, timeouts: Timeouts) -> Self {
         let pool: [u64; 8] = core::array::from_fn(|i| 0x9000 + i as u64);
         let eng = Box::new(Blkif::new(
             EngineConfig {
-                backend: 7,
-                handle: 0x300,
+                timeouts,
+                ..EngineConfig::new(7, 0x300)
             },
             &pool,
             &[0xa000, 0xa001],
@@ -1507,10 +1560,7 @@ fn a_response_on_another_queue_stops_the_device() {
 #[test]
 fn attach_rings_refuses_the_wrong_number_of_rings() {
     let mut eng: Box<Engine> = Box::new(Blkif::new(
-        EngineConfig {
-            backend: 7,
-            handle: 0x300,
-        },
+        EngineConfig::new(7, 0x300),
         &[0; 8],
         &[0xa000, 0xa001],
     ));
@@ -1619,6 +1669,12 @@ enum Step {
     Publish,
     /// The guest's interrupt: the engine takes responses.
     Poll,
+    /// The backend maps one of the pages granted to it (any: a buffer, a pool, indirect or ring
+    /// page) and keeps it mapped for `ticks`.
+    Hold { pick: u8, ticks: u8 },
+    /// Time passes, due mappings are dropped and the shell's timer runs; the shell aborts the
+    /// oldest operation past its deadline, or resets the device when `reset`.
+    Tick { dt: u8, reset: bool },
 }
 
 /// What a hostile backend does besides (see [`a_hostile_backend_loses_no_operation`]).
@@ -1653,7 +1709,113 @@ fn guest_or_honest_step() -> impl Strategy<Value = Step> {
         6 => (any::<u8>(), status).prop_map(|(pick, status)| Step::Answer { pick, status }),
         3 => Just(Step::Publish),
         4 => Just(Step::Poll),
+        2 => (any::<u8>(), 1u8..=200).prop_map(|(pick, ticks)| Step::Hold { pick, ticks }),
+        3 => (1u8..=64, prop::bool::weighted(0.2))
+            .prop_map(|(dt, reset)| Step::Tick { dt, reset }),
     ]
+}
+
+/// Deadlines of the hostile-backend properties: operations time out often, the backend's
+/// mappings (at most 200 ticks) never reach the revocation limit.
+const HOSTILE_TIMEOUTS: Timeouts = Timeouts {
+    request: 200,
+    revocation: 1_000_000,
+};
+
+/// The backend's mappings and the shell's clock in the hostile-backend properties.
+#[derive(Default)]
+struct Clock {
+    now: u64,
+    /// Mapped references and when the backend lets go of each.
+    releases: Vec<(GrantRef, u64)>,
+}
+
+impl Clock {
+    /// [`Step::Hold`]: maps the `pick`th reference granted (in reference order).
+    fn hold(&mut self, grants: &mut TestGrants, pick: u8, ticks: u8) {
+        let mut active: Vec<GrantRef> = grants.active.keys().copied().collect();
+        if active.is_empty() {
+            return;
+        }
+        active.sort_unstable();
+        let gref = active[usize::from(pick) % active.len()];
+        grants.mapped.insert(gref);
+        self.releases.push((gref, self.now + u64::from(ticks)));
+    }
+
+    /// [`Step::Tick`]: time passes, due mappings are dropped, the shell's timer runs and acts
+    /// on a timeout. Checks that the engine reports only operations it has not completed and
+    /// never gives up on a page.
+    fn tick(
+        &mut self,
+        dt: u8,
+        reset: bool,
+        eng: &mut Engine,
+        mut io: Io<'_, TestGrants, Ev, Mem>,
+        done: &mut Vec<BlockCompletion>,
+    ) -> Result<(), TestCaseError> {
+        self.now += u64::from(dt);
+        let now = self.now;
+        let mapped = &mut io.grants.mapped;
+        self.releases.retain(|&(g, at)| {
+            if at <= now {
+                mapped.remove(&g);
+            }
+            at > now
+        });
+        let report = eng.on_timer(now, &mut io, |c| done.push(c));
+        prop_assert_eq!(report.leaked, 0);
+        let Some(tag) = report.first_timed_out else {
+            prop_assert!(!report.needs_decision());
+            return Ok(());
+        };
+        prop_assert!(
+            !done.iter().any(|c| c.tag == tag),
+            "operation {} reported after it completed",
+            tag.0
+        );
+        if reset {
+            prop_assert!(eng.reset(&mut io, |c| done.push(c)) >= 1);
+        } else {
+            prop_assert!(eng.abort(tag, &mut io, |c| done.push(c)));
+        }
+        Ok(())
+    }
+
+    /// The backend lets go of every page and the timer runs.
+    fn release_all(
+        &mut self,
+        eng: &mut Engine,
+        mut io: Io<'_, TestGrants, Ev, Mem>,
+        done: &mut Vec<BlockCompletion>,
+    ) {
+        io.grants.mapped.clear();
+        self.releases.clear();
+        self.now += 1;
+        eng.on_timer(self.now, &mut io, |c| done.push(c));
+    }
+}
+
+/// Checks that no operation completed while a grant on its buffer is in force (buffers from
+/// [`operation`]: pages of their own per tag).
+fn check_buffers_released(
+    grants: &TestGrants,
+    done: &[BlockCompletion],
+) -> Result<(), TestCaseError> {
+    let busy: HashSet<u64> = grants
+        .active
+        .values()
+        .filter(|(f, _)| *f >= 0x10_0000)
+        .map(|(f, _)| (f - 0x10_0000) / 64)
+        .collect();
+    for c in done {
+        prop_assert!(
+            !busy.contains(&c.tag.0),
+            "operation {} completed with a grant on its buffer in force",
+            c.tag.0
+        );
+    }
+    Ok(())
 }
 
 fn attack(across_queues: bool) -> impl Strategy<Value = Attack> {
@@ -1851,12 +2013,15 @@ impl BackendView {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
-    /// A backend answers in any order, with any status it may give, and at up to three moments
-    /// does what it must not (answers twice, with the wrong operation or a status outside the
-    /// protocol, invents an id, writes raw bytes, or moves `rsp_prod` anywhere). The engine never
-    /// panics and never completes an operation twice; once it stops on a violation it refuses
-    /// new work; and after it reconnects to an honest backend every operation it accepted has
-    /// completed exactly once, and shutting down leaves no grant behind.
+    /// A backend answers in any order, with any status it may give, keeps pages mapped for
+    /// random times, and at up to three moments does what it must not (answers twice, with the
+    /// wrong operation or a status outside the protocol, invents an id, writes raw bytes, or
+    /// moves `rsp_prod` anywhere); operations time out and the shell aborts them or resets the
+    /// device. The engine never panics, never completes an operation twice or while a grant on
+    /// its buffer is in force; once it stops on a violation it refuses new work; and after the
+    /// backend lets go of its mappings and the engine reconnects to an honest backend every
+    /// operation it accepted has completed exactly once, and shutting down leaves no grant
+    /// behind.
     #[test]
     fn a_hostile_backend_loses_no_operation(
         mut steps in prop::collection::vec(guest_or_honest_step().prop_map(Ok), 1..150),
@@ -1872,8 +2037,9 @@ proptest! {
         let n = if indirect { 32 } else { 0 };
         let layout = if x86_32 { Layout::X86_32 } else { Layout::X86_64 };
         let (feat, cfg) = (features(n, persistent), config(n));
-        let mut h = Harness::<8>::new(feat, cfg, layout);
+        let mut h = Harness::<8>::with_timeouts(feat, cfg, layout, HOSTILE_TIMEOUTS);
         let mut backend = BackendView::default();
+        let mut clock = Clock::default();
         let mut accepted: Vec<u64> = Vec::new();
         for (tag, step) in (1u64..).zip(steps) {
             match step {
@@ -1894,6 +2060,11 @@ proptest! {
                         prop_assert_eq!(h.eng.state(), EngineState::Failed(e));
                     }
                 }
+                Ok(Step::Hold { pick, ticks }) => clock.hold(&mut h.grants, pick, ticks),
+                Ok(Step::Tick { dt, reset }) => {
+                    let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+                    clock.tick(dt, reset, &mut h.eng, io, &mut h.done)?;
+                }
                 Err(attack) => {
                     // A violation written but not yet published would show only by chance.
                     if backend.attack(&mut h.be, &attack) {
@@ -1902,15 +2073,21 @@ proptest! {
                 }
             }
             completions_per_tag(&h.done)?;
+            check_buffers_released(&h.grants, &h.done)?;
         }
 
-        // The backend goes away and an honest one takes over: what was not completed is issued
-        // again from its start.
+        // The backend lets go of its mappings, goes away, and an honest one takes over: what
+        // was not completed is issued again from its start.
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
         h.eng.disconnect(&mut io);
         let mem = RingMemory::allocate(0).unwrap();
         h.be = Model::new(mem.clone(), layout);
         h.connect(mem, feat, cfg);
+        h.run();
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         h.run();
         check_honest_finish(&mut h.eng, &mut h.grants, &mut h.ev, &mut h.mem, &h.done, &accepted)?;
     }
@@ -1920,8 +2097,9 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// [`a_hostile_backend_loses_no_operation`] over two to four queues, each ring with its own
-    /// backend that answers in its own order; the violations also include answering a request on
-    /// another queue's ring. The same guarantees hold, and the reconnect brings every queue back.
+    /// backend that answers in its own order, with held mappings and timeouts; the violations
+    /// also include answering a request on another queue's ring. The same guarantees hold, and
+    /// the reconnect brings every queue back.
     #[test]
     fn a_hostile_multi_queue_backend_loses_no_operation(
         mut steps in prop::collection::vec(
@@ -1940,9 +2118,10 @@ proptest! {
             steps.insert(at, (queue, Err(attack)));
         }
         let layout = if x86_32 { Layout::X86_32 } else { Layout::X86_64 };
-        let mut h = MultiHarness::new(queues, layout);
+        let mut h = MultiHarness::with_timeouts(queues, layout, HOSTILE_TIMEOUTS);
         let mut backends: Vec<BackendView> =
             (0..queues).map(|_| BackendView::default()).collect();
+        let mut clock = Clock::default();
         let mut accepted: Vec<u64> = Vec::new();
         for (tag, (queue, step)) in (1u64..).zip(steps) {
             let q = usize::from(queue) % backends.len();
@@ -1975,6 +2154,11 @@ proptest! {
                         prop_assert_eq!(h.eng.state(), EngineState::Failed(e));
                     }
                 }
+                Ok(Step::Hold { pick, ticks }) => clock.hold(&mut h.grants, pick, ticks),
+                Ok(Step::Tick { dt, reset }) => {
+                    let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+                    clock.tick(dt, reset, &mut h.eng, io, &mut h.done)?;
+                }
                 Err(Attack::OtherQueue { pick }) => {
                     let room = |o: &usize| h.queues[*o].ring.unanswered_requests() > 0;
                     let others = (1..backends.len()).map(|k| (q + k) % backends.len());
@@ -1993,11 +2177,17 @@ proptest! {
                 }
             }
             completions_per_tag(&h.done)?;
+            check_buffers_released(&h.grants, &h.done)?;
         }
 
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
         h.eng.disconnect(&mut io);
         h.attach(queues, layout);
+        h.run();
+        let io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem);
+        clock.release_all(&mut h.eng, io, &mut h.done);
         h.run();
         check_honest_finish(&mut h.eng, &mut h.grants, &mut h.ev, &mut h.mem, &h.done, &accepted)?;
     }

@@ -4,13 +4,19 @@
 //! [`Blkif::submit`] copies the operation and its segment list into a job slot and queues it
 //! (FIFO). Dispatch walks the queue in order: a data job is cut into *pieces* — one per 4 KiB
 //! page the backend sees, 512-byte granular — and the pieces into ring requests of at most
-//! [`FrontendParams::segments_per_request`] segments (indirect when negotiated). A segment whose
-//! offset or length is not a multiple of the logical block size goes through a bounce page from
-//! the pool given at construction (copied in before a write, out after a read); with persistent
-//! grants every piece goes through a pool page whose grant is kept. A job whose next part lacks
-//! a slot, ring space, pool page or grant waits at the head of the queue; nothing allocates.
-//! A flush is a barrier: it is issued only when every earlier job has completed, and no later
-//! job is issued before it completes.
+//! [`FrontendParams::segments_per_request`] segments (indirect when negotiated). Only a segment
+//! that is a whole guest page is granted as is; every other piece goes through a bounce page
+//! from the pool given at construction (copied in before a write, out after a read); with
+//! persistent grants, or a backend that is not trusted ([`FrontendParams::bounce_all`]), every
+//! piece goes through a pool page. A job whose next part lacks a slot, ring space, pool page or
+//! grant waits at the head of the queue, retried by the next submit, poll or
+//! [`Blkif::on_timer`]; nothing allocates. A flush is a barrier: it is issued only when every
+//! earlier job has completed, and no later job is issued before it completes.
+//!
+//! # Ownership
+//! No job completes and no pool page is reused while the backend may map one of its pages: a
+//! grant the backend still maps when it is ended stays in force and is ended again from
+//! [`Blkif::on_timer`], up to [`Timeouts::revocation`] (then the page is leaked on purpose).
 //!
 //! # In-flight table
 //! Each ring request occupies a slot; its id is the slot index in the low 32 bits and the slot's
@@ -26,8 +32,13 @@ use xen_abi::blkif::{
 };
 use xen_abi::types::{DomId, GrantRef};
 use xen_ring::{RawFrontRing, RingError, RingMemory};
-use xenpci_core::grant_table::{GrantError, Revocation};
+use xenpci_core::grant_table::GrantError;
 use zerocopy::IntoBytes;
+
+mod hold;
+
+use hold::{revoke, Access, Ledger};
+pub use hold::{Holdings, Timeouts, TimerReport};
 
 use super::layout::{self, Layout, WireRequest, MAX_ENTRY, RESPONSE_BYTES};
 use super::negotiate::{MAX_QUEUES, MAX_RING_PAGE_ORDER};
@@ -47,6 +58,20 @@ pub struct EngineConfig {
     pub backend: DomId,
     /// The `virtual-device` number put in requests.
     pub handle: u16,
+    /// Deadlines checked by [`Blkif::on_timer`].
+    pub timeouts: Timeouts,
+}
+
+impl EngineConfig {
+    /// Settings for the device `handle` of backend domain `backend`, with the default
+    /// [`Timeouts`].
+    pub fn new(backend: DomId, handle: u16) -> Self {
+        EngineConfig {
+            backend,
+            handle,
+            timeouts: Timeouts::default(),
+        }
+    }
 }
 
 /// Where the engine is in its life.
@@ -93,15 +118,16 @@ struct Piece {
     /// Bytes (a multiple of 512, at most a page).
     len: u32,
     kind: PieceKind,
-    /// The grant of a direct piece or non-persistent copy piece while issued.
-    gref: Option<GrantRef>,
+    /// The grant of a direct piece on the caller's page: while it is anything but
+    /// [`Access::None`] the operation does not complete.
+    gref: Access,
 }
 
 const EMPTY_PIECE: Piece = Piece {
     stream: 0,
     len: 0,
     kind: PieceKind::Copy { page: NONE16 },
-    gref: None,
+    gref: Access::None,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +155,14 @@ struct Job<const S: usize> {
     phase: Phase,
     /// First failure: (byte offset, status).
     fail: Option<(u64, BlockStatus)>,
+    /// The outcome, once decided (answered, aborted, reset, shut down): the job has left the
+    /// queue and is completed as soon as no grant on the caller's pages remains.
+    result: Option<(BlockStatus, u64)>,
+    /// The completion went to the caller; the slot stays taken while ring requests of an
+    /// aborted job are still out.
+    delivered: bool,
+    /// Engine time ([`Blkif::on_timer`]) at submission.
+    submitted: u64,
 }
 
 impl<const S: usize> Job<S> {
@@ -150,6 +184,9 @@ impl<const S: usize> Job<S> {
         outstanding: 0,
         phase: Phase::Main,
         fail: None,
+        result: None,
+        delivered: false,
+        submitted: 0,
     };
 
     fn bytes(&self) -> u64 {
@@ -165,6 +202,12 @@ impl<const S: usize> Job<S> {
 
     fn is_barrier(&self) -> bool {
         matches!(self.op, BlockOp::Flush)
+    }
+
+    /// Whether a grant on one of the caller's pages is still in force or being revoked (the
+    /// whole piece array: a job re-planned after a reconnect may hold grants of its old plan).
+    fn holds_guest_pages(&self) -> bool {
+        self.pieces.iter().any(|p| p.gref != Access::None)
     }
 
     fn reset_dispatch(&mut self) {
@@ -227,17 +270,27 @@ struct PoolPage {
     frame: u64,
     busy: bool,
     /// The kept grant of a persistent page.
-    persistent: Option<GrantRef>,
+    persistent: Access,
     /// The grant while issued (non-persistent use).
-    gref: Option<GrantRef>,
+    gref: Access,
 }
 
 const EMPTY_PAGE: PoolPage = PoolPage {
     frame: 0,
     busy: false,
-    persistent: None,
-    gref: None,
+    persistent: Access::None,
+    gref: Access::None,
 };
+
+impl PoolPage {
+    /// Free for a new request: not in use, and no grant on it that the backend may still map
+    /// (a kept persistent grant is fine: the page is meant for it).
+    fn available(&self) -> bool {
+        !self.busy
+            && self.gref == Access::None
+            && matches!(self.persistent, Access::None | Access::Granted(_))
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Probe {
@@ -274,7 +327,13 @@ pub struct Blkif<
     /// Where [`pick_queue`](Self::pick_queue) starts looking.
     next_queue: usize,
     layout: Layout,
-    ring_grefs: [[Option<GrantRef>; RING_PAGES]; QUEUES],
+    ring_grefs: [[Access; RING_PAGES]; QUEUES],
+    /// Grants of torn-down rings the backend still mapped.
+    old_ring_grefs: [[Access; RING_PAGES]; QUEUES],
+    /// Stop issuing ring requests ([`quiesce`](Self::quiesce)).
+    quiescing: bool,
+    /// Time and revocations in progress.
+    ledger: Ledger,
     jobs: [Job<SEGS>; JOBS],
     /// Live jobs in submission order.
     order: [u16; JOBS],
@@ -319,7 +378,10 @@ impl<
             queue_load: [0; QUEUES],
             next_queue: 0,
             layout: Layout::X86_64,
-            ring_grefs: [[None; RING_PAGES]; QUEUES],
+            ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
+            old_ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
+            quiescing: false,
+            ledger: Ledger::default(),
             jobs: [Job::EMPTY; JOBS],
             order: [0; JOBS],
             order_len: 0,
@@ -373,7 +435,10 @@ impl<
             return 0;
         };
         let mut n = 0;
-        for g in grefs.iter().map_while(|g| *g) {
+        for g in grefs.iter().map_while(|g| match g {
+            Access::Granted(g) => Some(*g),
+            _ => None,
+        }) {
             out[n] = g;
             n += 1;
         }
@@ -428,7 +493,7 @@ impl<
             };
             for (i, f) in frames.iter().enumerate() {
                 match io.grants.grant(self.config.backend, *f, false) {
-                    Ok(g) => self.ring_grefs[q][i] = Some(g),
+                    Ok(g) => self.ring_grefs[q][i] = Access::Granted(g),
                     Err(e) => {
                         self.end_ring_grants(io);
                         self.forget_rings();
@@ -447,6 +512,7 @@ impl<
         self.params = Some(params);
         self.layout = params.layout;
         self.state = EngineState::RingReady;
+        self.quiescing = false;
         Ok(())
     }
 
@@ -486,7 +552,8 @@ impl<
     }
 
     /// Queues an operation on `segments` (copied; the caller keeps the buffer until the
-    /// completion with `tag`) and issues what can be issued. Operations that need no ring
+    /// completion with `tag`; a read or write uses the first `sectors` × 512 bytes of the list,
+    /// which must have at least that many) and issues what can be issued. Operations that need no ring
     /// request (a flush without a write cache, a discard the backend does not offer) complete
     /// through `complete` at once.
     pub fn submit<G: Grants, N: Events, M: GuestMemory>(
@@ -513,15 +580,30 @@ impl<
             tag,
             op,
             nsegs: segments.len() as u16,
+            submitted: self.ledger.now,
             ..Job::EMPTY
         };
         job.segs[..segments.len()].copy_from_slice(segments);
         if job.is_data() {
-            let sum: u64 = segments.iter().map(|s| u64::from(s.length)).sum();
             let bad_seg = segments.iter().any(|s| {
                 s.length == 0 || usize::from(s.offset) + usize::from(s.length) > PAGE_SIZE
             });
-            if sum != job.bytes()
+            // A buffer longer than the operation (a SCSI buffer larger than the transfer) is
+            // used from its start: the list is cut after the operation's bytes.
+            let bytes = job.bytes();
+            let mut sum = 0u64;
+            let mut used = 0;
+            for seg in job.segs[..segments.len()].iter_mut() {
+                if sum >= bytes {
+                    break;
+                }
+                let take = (bytes - sum).min(u64::from(seg.length));
+                seg.length = take as u16;
+                sum += take;
+                used += 1;
+            }
+            job.nsegs = used as u16;
+            if sum != bytes
                 || sum == 0
                 || sum % u64::from(self.block_size) != 0
                 || bad_seg
@@ -637,24 +719,32 @@ impl<
     /// After the domain resumed in a new domain: the old grants and ring are void (the grant
     /// table was reset), so they are forgotten, not revoked; operations are kept as for
     /// [`disconnect`](Self::disconnect).
+    /// Nothing the old backend mapped can be mapped any more, so pages held for a revocation
+    /// are free again, and operations waiting only for that complete at the next
+    /// [`poll`](Self::poll) or [`on_timer`](Self::on_timer).
     pub fn resumed(&mut self) {
-        self.ring_grefs = [[None; RING_PAGES]; QUEUES];
+        self.ring_grefs = [[Access::None; RING_PAGES]; QUEUES];
+        self.old_ring_grefs = [[Access::None; RING_PAGES]; QUEUES];
+        self.ledger.revoking = 0;
         for s in self.slots.iter_mut() {
             s.busy = false;
             s.generation = s.generation.wrapping_add(1);
         }
         for p in self.pool.iter_mut().chain(self.indirect.iter_mut()) {
             p.busy = false;
-            p.persistent = None;
-            p.gref = None;
+            p.persistent = Access::None;
+            p.gref = Access::None;
+        }
+        for job in self.jobs.iter_mut().filter(|j| j.live) {
+            for p in job.pieces.iter_mut() {
+                p.gref = Access::None;
+            }
+            job.outstanding = 0;
         }
         for &j in &self.order[..self.order_len] {
-            let job = &mut self.jobs[j as usize];
-            for p in job.pieces.iter_mut() {
-                p.gref = None;
-            }
-            job.reset_dispatch();
+            self.jobs[j as usize].reset_dispatch();
         }
+        self.reap();
         self.counters.resubmitted += self.order_len as u64;
         self.forget_rings();
         if self.state != EngineState::Closed {
@@ -664,24 +754,20 @@ impl<
 
     /// The backend is gone for good (or the device is removed): revokes every grant and
     /// completes every outstanding operation with [`BlockStatus::Disconnected`]. Later
-    /// submissions are refused.
+    /// submissions are refused. An operation whose pages the backend still maps completes only
+    /// once [`on_timer`](Self::on_timer) has revoked them (or never, past
+    /// [`Timeouts::revocation`]); [`holdings`](Self::holdings) says what memory must outlive
+    /// the engine.
     pub fn shutdown<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         io: &mut Io<'_, G, N, M>,
         mut complete: impl FnMut(BlockCompletion),
     ) {
         self.release_everything(io, true);
-        for i in 0..self.order_len {
-            let j = self.order[i] as usize;
-            let job = &mut self.jobs[j];
-            complete(BlockCompletion {
-                tag: job.tag,
-                status: BlockStatus::Disconnected,
-                transferred: 0,
-            });
-            job.live = false;
+        while self.order_len > 0 {
+            let j = self.order[0] as usize;
+            self.decide(j, BlockStatus::Disconnected, 0, &mut complete);
         }
-        self.order_len = 0;
         self.state = EngineState::Closed;
     }
 
@@ -697,22 +783,21 @@ impl<
         io.events.log(LogEvent::Error(e));
     }
 
-    fn end_grant<G: Grants, N: Events, M: GuestMemory>(
-        &mut self,
-        gref: GrantRef,
-        io: &mut Io<'_, G, N, M>,
-    ) {
-        if let Ok(Revocation::Deferred) = io.grants.end(gref) {
-            self.counters.deferred_revocations += 1;
-        }
-    }
-
+    /// Ends the rings' grants; those the backend still maps move to `old_ring_grefs`, retried
+    /// by [`on_timer`](Self::on_timer) (a page still held from an earlier ring there is given
+    /// up on: leaked).
     fn end_ring_grants<G: Grants, N: Events, M: GuestMemory>(&mut self, io: &mut Io<'_, G, N, M>) {
         for q in 0..QUEUES {
             for i in 0..RING_PAGES {
-                if let Some(g) = self.ring_grefs[q][i].take() {
-                    self.end_grant(g, io);
+                let access = &mut self.ring_grefs[q][i];
+                if revoke(access, io.grants, &mut self.ledger, &mut self.counters) {
+                    continue;
                 }
+                let old = &mut self.old_ring_grefs[q][i];
+                if !revoke(old, io.grants, &mut self.ledger, &mut self.counters) {
+                    self.ledger.give_up(old, &mut self.counters);
+                }
+                *old = core::mem::replace(access, Access::None);
             }
         }
     }
@@ -728,23 +813,24 @@ impl<
             }
             self.slots[s].generation = self.slots[s].generation.wrapping_add(1);
         }
-        for i in 0..POOL {
-            if let Some(g) = self.pool[i].persistent.take() {
-                self.end_grant(g, io);
-            }
-            if let Some(g) = self.pool[i].gref.take() {
-                self.end_grant(g, io);
-            }
-            self.pool[i].busy = false;
+        for page in self.pool.iter_mut().chain(self.indirect.iter_mut()) {
+            revoke(
+                &mut page.persistent,
+                io.grants,
+                &mut self.ledger,
+                &mut self.counters,
+            );
+            revoke(
+                &mut page.gref,
+                io.grants,
+                &mut self.ledger,
+                &mut self.counters,
+            );
+            page.busy = false;
         }
-        for i in 0..IND {
-            if let Some(g) = self.indirect[i].persistent.take() {
-                self.end_grant(g, io);
-            }
-            if let Some(g) = self.indirect[i].gref.take() {
-                self.end_grant(g, io);
-            }
-            self.indirect[i].busy = false;
+        // The ring is gone: no request of any job is out any more.
+        for job in self.jobs.iter_mut().filter(|j| j.live) {
+            job.outstanding = 0;
         }
         if reset_jobs {
             for k in 0..self.order_len {
@@ -752,6 +838,7 @@ impl<
                 self.jobs[j].reset_dispatch();
             }
         }
+        self.reap();
         self.end_ring_grants(io);
         self.forget_rings();
     }
@@ -774,30 +861,21 @@ impl<
         let load = &mut self.queue_load[usize::from(slot.queue)];
         *load = load.saturating_sub(1);
         for k in 0..usize::from(slot.nindirect) {
-            let p = slot.indirect[k] as usize;
-            if let Some(g) = self.indirect[p].gref.take() {
-                self.end_grant(g, io);
-            }
-            self.indirect[p].busy = false;
+            let page = &mut self.indirect[slot.indirect[k] as usize];
+            revoke(
+                &mut page.gref,
+                io.grants,
+                &mut self.ledger,
+                &mut self.counters,
+            );
+            page.busy = false;
         }
-        let j = slot.job as usize;
-        for i in slot.first_piece..slot.end_piece {
-            let piece = self.jobs[j].pieces[i as usize];
-            if let Some(g) = piece.gref {
-                self.end_grant(g, io);
-                self.jobs[j].pieces[i as usize].gref = None;
-            }
-            if let PieceKind::Copy { page } = piece.kind {
-                if page != NONE16 {
-                    let pg = &mut self.pool[page as usize];
-                    pg.busy = false;
-                    if let Some(g) = pg.gref.take() {
-                        self.end_grant(g, io);
-                    }
-                    self.jobs[j].pieces[i as usize].kind = PieceKind::Copy { page: NONE16 };
-                }
-            }
-        }
+        self.release_pieces(
+            usize::from(slot.job),
+            usize::from(slot.first_piece),
+            usize::from(slot.end_piece),
+            io,
+        );
     }
 
     fn on_response<G: Grants, N: Events, M: GuestMemory>(
@@ -844,8 +922,11 @@ impl<
             status => return Err(EngineError::BadStatus { id: rsp.id, status }),
         };
         let j = slot.job as usize;
+        // An aborted job's buffer is the caller's again: its answers only free what they held.
+        let aborted = self.jobs[j].result.is_some();
         // Copy read data out of pool pages before the pages are released.
-        if status == BlockStatus::Ok && matches!(self.jobs[j].op, BlockOp::Read { .. }) {
+        if !aborted && status == BlockStatus::Ok && matches!(self.jobs[j].op, BlockOp::Read { .. })
+        {
             for i in slot.first_piece..slot.end_piece {
                 let piece = self.jobs[j].pieces[i as usize];
                 if let PieceKind::Copy { page } = piece.kind {
@@ -871,7 +952,11 @@ impl<
         }
         self.release_slot(s, io);
         let job = &mut self.jobs[j];
-        job.outstanding -= 1;
+        job.outstanding = job.outstanding.saturating_sub(1);
+        if aborted {
+            self.settle(j, complete);
+            return Ok(());
+        }
         if status != BlockStatus::Ok {
             let at = if slot.end_piece > slot.first_piece {
                 u64::from(job.pieces[slot.first_piece as usize].stream)
@@ -893,20 +978,13 @@ impl<
                 job.phase = Phase::PostFlush;
                 job.issued = false;
             } else {
-                let c = BlockCompletion {
-                    tag: job.tag,
-                    status: job.fail.map_or(BlockStatus::Ok, |(_, s)| s),
-                    transferred: match job.fail {
-                        Some((at, _)) if job.phase == Phase::Main => at.min(job.bytes()),
-                        Some(_) => job.bytes(),
-                        None => job.bytes(),
-                    },
+                let status = job.fail.map_or(BlockStatus::Ok, |(_, s)| s);
+                let transferred = match job.fail {
+                    Some((at, _)) if job.phase == Phase::Main => at.min(job.bytes()),
+                    Some(_) => job.bytes(),
+                    None => job.bytes(),
                 };
-                if c.status != BlockStatus::Ok {
-                    self.counters.errors += 1;
-                }
-                self.finish(j);
-                complete(c);
+                self.decide(j, status, transferred, complete);
             }
         }
         Ok(())
@@ -966,9 +1044,8 @@ impl<
         }
     }
 
-    /// Removes job `j` from the live list.
-    fn finish(&mut self, j: usize) {
-        self.jobs[j].live = false;
+    /// Removes job `j` from the queue.
+    fn unlink(&mut self, j: usize) {
         if let Some(pos) = self.order[..self.order_len]
             .iter()
             .position(|&x| x as usize == j)
@@ -984,7 +1061,7 @@ impl<
         io: &mut Io<'_, G, N, M>,
         complete: &mut impl FnMut(BlockCompletion),
     ) {
-        if self.state != EngineState::Running || self.queues == 0 {
+        if self.state != EngineState::Running || self.queues == 0 || self.quiescing {
             return;
         }
         // Bit q: something was pushed on queue q.
@@ -1119,10 +1196,16 @@ impl<
         }
 
         // Data.
-        if !self.jobs[j].planned
-            && plan(&mut self.jobs[j], params.persistent, self.block_size).is_none()
-        {
-            return self.complete_now(j, BlockStatus::Invalid, complete);
+        if !self.jobs[j].planned {
+            if self.jobs[j].holds_guest_pages() {
+                // Grants of the plan before a reconnect are still being revoked: re-planning
+                // would forget them.
+                return Issue::Wait;
+            }
+            let copy_all = params.persistent || params.bounce_all;
+            if plan(&mut self.jobs[j], copy_all, self.block_size).is_none() {
+                return self.complete_now(j, BlockStatus::Invalid, complete);
+            }
         }
         let (write, start_sector) = match self.jobs[j].op {
             BlockOp::Read { sector, .. } => (false, sector),
@@ -1139,7 +1222,7 @@ impl<
             };
             let first = self.jobs[j].next_piece as usize;
             let remaining = self.jobs[j].npieces as usize - first;
-            let free_ind = self.indirect.iter().filter(|p| !p.busy).count();
+            let free_ind = self.indirect.iter().filter(|p| p.available()).count();
             let cap = if params.indirect_segments > 0 && free_ind > 0 {
                 (params.indirect_segments as usize)
                     .min(free_ind * BLKIF_SEGMENTS_PER_INDIRECT_PAGE)
@@ -1172,8 +1255,9 @@ impl<
                         if nind == needed {
                             break;
                         }
-                        if !page.busy
-                            && (page.persistent.is_some() == kept || !params.persistent)
+                        let has_kept = matches!(page.persistent, Access::Granted(_));
+                        if page.available()
+                            && (has_kept == kept || !params.persistent)
                             && !ind_pages[..nind].contains(&(p as u16))
                         {
                             ind_pages[nind] = p as u16;
@@ -1208,10 +1292,14 @@ impl<
                 }
                 if nind < needed || !ok {
                     for &p in &ind_pages[..nind] {
-                        if let Some(g) = self.indirect[p as usize].gref.take() {
-                            self.end_grant(g, io);
-                        }
-                        self.indirect[p as usize].busy = false;
+                        let page = &mut self.indirect[p as usize];
+                        revoke(
+                            &mut page.gref,
+                            io.grants,
+                            &mut self.ledger,
+                            &mut self.counters,
+                        );
+                        page.busy = false;
                     }
                     self.release_pieces(j, first, first + got, io);
                     return Issue::Wait;
@@ -1269,9 +1357,9 @@ impl<
         let gref = match piece.kind {
             PieceKind::Copy { page } if page != NONE16 => {
                 let pg = &self.pool[page as usize];
-                pg.persistent.or(pg.gref).unwrap_or(0)
+                pg.persistent.granted().or(pg.gref.granted()).unwrap_or(0)
             }
-            _ => piece.gref.unwrap_or(0),
+            _ => piece.gref.granted().unwrap_or(0),
         };
         BlkifRequestSegment::new(gref, first, last)
     }
@@ -1290,7 +1378,7 @@ impl<
             PieceKind::Direct { frame, .. } => {
                 match io.grants.grant(self.config.backend, frame, write) {
                     Ok(g) => {
-                        self.jobs[j].pieces[i].gref = Some(g);
+                        self.jobs[j].pieces[i].gref = Access::Granted(g);
                         true
                     }
                     Err(_) => false,
@@ -1301,10 +1389,10 @@ impl<
                 let page = if persistent {
                     self.pool
                         .iter()
-                        .position(|p| !p.busy && p.persistent.is_some())
-                        .or_else(|| self.pool.iter().position(|p| !p.busy))
+                        .position(|p| p.available() && matches!(p.persistent, Access::Granted(_)))
+                        .or_else(|| self.pool.iter().position(PoolPage::available))
                 } else {
-                    self.pool.iter().position(|p| !p.busy)
+                    self.pool.iter().position(PoolPage::available)
                 };
                 let Some(p) = page else {
                     return false;
@@ -1341,18 +1429,24 @@ impl<
         io: &mut Io<'_, G, N, M>,
     ) {
         for i in from..to {
-            let piece = self.jobs[j].pieces[i];
-            if let Some(g) = piece.gref {
-                self.end_grant(g, io);
-                self.jobs[j].pieces[i].gref = None;
-            }
+            let piece = &mut self.jobs[j].pieces[i];
+            revoke(
+                &mut piece.gref,
+                io.grants,
+                &mut self.ledger,
+                &mut self.counters,
+            );
             if let PieceKind::Copy { page } = piece.kind {
                 if page != NONE16 {
-                    self.pool[page as usize].busy = false;
-                    if let Some(g) = self.pool[page as usize].gref.take() {
-                        self.end_grant(g, io);
-                    }
-                    self.jobs[j].pieces[i].kind = PieceKind::Copy { page: NONE16 };
+                    piece.kind = PieceKind::Copy { page: NONE16 };
+                    let pg = &mut self.pool[page as usize];
+                    pg.busy = false;
+                    revoke(
+                        &mut pg.gref,
+                        io.grants,
+                        &mut self.ledger,
+                        &mut self.counters,
+                    );
                 }
             }
         }
@@ -1403,20 +1497,12 @@ impl<
         status: BlockStatus,
         complete: &mut impl FnMut(BlockCompletion),
     ) -> Issue {
-        let c = BlockCompletion {
-            tag: self.jobs[j].tag,
-            status,
-            transferred: if status == BlockStatus::Ok {
-                self.jobs[j].bytes()
-            } else {
-                0
-            },
+        let transferred = if status == BlockStatus::Ok {
+            self.jobs[j].bytes()
+        } else {
+            0
         };
-        if status != BlockStatus::Ok {
-            self.counters.errors += 1;
-        }
-        self.finish(j);
-        complete(c);
+        self.decide(j, status, transferred, complete);
         Issue::Done
     }
 }
@@ -1447,19 +1533,19 @@ fn grant_page<G: Grants>(
 ) -> Option<GrantRef> {
     let gref = if persistent {
         match page.persistent {
-            Some(g) => {
+            Access::Granted(g) => {
                 counters.persistent_hits += 1;
                 g
             }
-            None => {
+            _ => {
                 let g = grants.grant(backend, page.frame, false).ok()?;
-                page.persistent = Some(g);
+                page.persistent = Access::Granted(g);
                 g
             }
         }
     } else {
         let g = grants.grant(backend, page.frame, readonly).ok()?;
-        page.gref = Some(g);
+        page.gref = Access::Granted(g);
         g
     };
     page.busy = true;
@@ -1467,12 +1553,15 @@ fn grant_page<G: Grants>(
 }
 
 /// Cuts a data job into pieces. Returns `None` when they do not fit the job.
-fn plan<const S: usize>(job: &mut Job<S>, persistent: bool, align: u32) -> Option<()> {
+///
+/// Only a whole guest page is granted as is (never part of a page: the rest of it may belong
+/// to someone else); with `copy_all` (persistent grants, or a backend not trusted) nothing is.
+/// Everything else is gathered into pool pages, cut where a grantable page follows on a
+/// block boundary.
+fn plan<const S: usize>(job: &mut Job<S>, copy_all: bool, align: u32) -> Option<()> {
     let segs = &job.segs[..job.nsegs as usize];
     let total: u32 = segs.iter().map(|s| u32::from(s.length)).sum();
-    let eligible = |s: &Segment| {
-        !persistent && u32::from(s.offset) % align == 0 && u32::from(s.length) % align == 0
-    };
+    let eligible = |s: &Segment| !copy_all && s.offset == 0 && usize::from(s.length) == PAGE_SIZE;
     let mut n = 0usize;
     let (mut i, mut within, mut pos) = (0usize, 0u32, 0u32);
     while pos < total {
@@ -1488,7 +1577,7 @@ fn plan<const S: usize>(job: &mut Job<S>, persistent: bool, align: u32) -> Optio
                     frame: s.frame,
                     offset: s.offset,
                 },
-                gref: None,
+                gref: Access::None,
             };
             n += 1;
             pos += u32::from(s.length);
@@ -1516,7 +1605,7 @@ fn plan<const S: usize>(job: &mut Job<S>, persistent: bool, align: u32) -> Optio
             stream: start,
             len: pos - start,
             kind: PieceKind::Copy { page: NONE16 },
-            gref: None,
+            gref: Access::None,
         };
         n += 1;
     }
