@@ -147,6 +147,8 @@ pub struct RxMeta {
     pub data_validated: bool,
     /// A hash extra info: (hash type bit number, value).
     pub hash: Option<(u8, u32)>,
+    /// Make this frame's responses hostile.
+    pub fault: Option<RxFault>,
 }
 
 /// A hostile transmit response, applied to the next data response.
@@ -160,7 +162,7 @@ pub enum TxFault {
     Duplicate,
 }
 
-/// A hostile receive response, applied to the next frame's first data response (or chain).
+/// A hostile receive response, applied to a frame's first data response (or its chain).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RxFault {
     /// The id names another buffer.
@@ -184,10 +186,9 @@ pub enum RxFault {
 /// Fault switches.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetFaults {
-    /// Transmit faults, one per data response, in order.
+    /// Transmit faults, one per data response, in order (receive faults go with each frame:
+    /// [`RxMeta::fault`]).
     pub tx: VecDeque<TxFault>,
-    /// Receive faults, one per frame, in order.
-    pub rx: VecDeque<RxFault>,
     /// Hold transmit responses until [`Netback::release_held`].
     pub hold_tx: bool,
 }
@@ -645,7 +646,7 @@ impl Netback {
             if avail > SLOTS {
                 return Err(NetbackError::RingOverflow);
             }
-            let fault = self.faults.rx.front().copied();
+            let fault = meta.fault;
             let data_slots = frame.len().div_ceil(PAGE_SIZE).max(1);
             let extras = usize::from(meta.gso.is_some()) + usize::from(meta.hash.is_some());
             let needed = if fault == Some(RxFault::EndlessChain) {
@@ -656,7 +657,6 @@ impl Netback {
             if (avail as usize) < needed {
                 break;
             }
-            self.faults.rx.pop_front();
             self.queues[q].to_guest.pop_front();
             let mut idx = cons;
             let mut chunks: Vec<&[u8]> = frame.chunks(PAGE_SIZE).collect();
@@ -773,6 +773,7 @@ pub fn bridge(from: &mut Netback, to: &mut Netback) -> Result<usize, NetbackErro
                 csum_blank: f.csum_blank,
                 data_validated: f.data_validated,
                 hash: None,
+                fault: None,
             },
         )?;
     }

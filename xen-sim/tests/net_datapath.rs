@@ -280,6 +280,7 @@ fn receive_checksums_gso_and_hash() {
                         csum_blank: true,
                         data_validated: true,
                         hash: Some((1, 0xdead_beef)),
+                        fault: None,
                     },
                 )
                 .unwrap();

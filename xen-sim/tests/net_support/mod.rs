@@ -117,6 +117,13 @@ impl Harness {
     }
 
     pub fn with_config(features: NetFeatures, cfg: FrontendConfig, net: NetConfig) -> Self {
+        let mut h = Self::unconnected(features, cfg, net);
+        h.connect();
+        h
+    }
+
+    /// Everything set up but the connection (for the xenbus handshake tests).
+    pub fn unconnected(features: NetFeatures, cfg: FrontendConfig, net: NetConfig) -> Self {
         let xen = Xen::default();
         xen.set_grant_frames(8).unwrap();
         let capacity = xen.grant_entries().capacity();
@@ -131,7 +138,7 @@ impl Harness {
         let data = (0..96).map(|_| xen.alloc_page()).collect();
         let front = Box::new(Front::new(net, &pool, &rx));
         let back = Netback::new(xen.dom0(), features);
-        let mut h = Harness {
+        Harness {
             ev: SimEvents {
                 ops: xen.evtchn_ops(),
                 ports: Vec::new(),
@@ -151,12 +158,10 @@ impl Harness {
             done: Vec::new(),
             received: Vec::new(),
             keep: false,
-        };
-        h.connect();
-        h
+        }
     }
 
-    fn alloc_port(&self) -> EvtchnPort {
+    pub fn alloc_port(&self) -> EvtchnPort {
         let mut arg = EvtchnAllocUnbound {
             dom: self.xen.guest_domid(),
             remote_dom: 0,
