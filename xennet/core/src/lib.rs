@@ -33,6 +33,8 @@ pub mod packet;
 pub mod platform;
 pub mod queue;
 mod rx;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 mod tx;
 pub mod types;
 
