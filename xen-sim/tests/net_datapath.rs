@@ -529,3 +529,116 @@ proptest! {
         prop_assert_eq!(h.grants_in_use(), 0);
     }
 }
+
+#[test]
+fn ipv4_header_checksum_is_filled_on_request() {
+    for features in [NetFeatures::default(), NetFeatures::bare()] {
+        let mut h = Harness::new(features, FrontendConfig::default());
+        for (k, tcp) in [true, false].into_iter().enumerate() {
+            let mut f = frame(false, tcp, 300, k as u8, true);
+            f[24..26].fill(0);
+            let off = TxOffload {
+                checksum: TxChecksum {
+                    ipv4_header: true,
+                    tcp,
+                    udp: !tcp,
+                },
+                ..TxOffload::default()
+            };
+            assert_eq!(h.send(0, k as u64, &f, off).status, TxStatus::Ok);
+            let s = h.back.take_sent().pop().unwrap();
+            let mut d = s.data.clone();
+            if s.csum_blank {
+                assert!(complete_blank(&mut d));
+            }
+            assert!(checksums_ok(&d));
+        }
+        // The header checksum alone, on a packet that is neither TCP nor UDP.
+        let mut f = frame(false, true, 100, 9, false);
+        f[23] = 1; // ICMP
+        f[24..26].fill(0);
+        let off = TxOffload {
+            checksum: TxChecksum {
+                ipv4_header: true,
+                ..TxChecksum::default()
+            },
+            ..TxOffload::default()
+        };
+        assert_eq!(h.send(0, 9, &f, off).status, TxStatus::Ok);
+        let d = h.back.take_sent().pop().unwrap().data;
+        let mut expect = f.clone();
+        let c = {
+            let mut s = 0u32;
+            for w in expect[14..34].chunks(2) {
+                s += u32::from(w[0]) << 8 | u32::from(w[1]);
+            }
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            !(s as u16)
+        };
+        expect[24..26].copy_from_slice(&c.to_be_bytes());
+        assert_eq!(d, expect);
+    }
+}
+
+#[test]
+fn invalid_packets_are_refused() {
+    use xennet_core::{Fragment, InvalidPacket};
+    let mut h = Harness::new(NetFeatures::default(), FrontendConfig::default());
+    let udp = frame(false, false, 200, 1, true);
+    let frags = h.lay_out(&udp, &[]);
+    let refused = |h: &mut Harness, frags: &[Fragment], off: TxOffload| {
+        h.submit(0, 99, frags, off).unwrap_err()
+    };
+    assert_eq!(
+        refused(&mut h, &frags, csum(true)),
+        SubmitError::Invalid(InvalidPacket::Headers)
+    );
+    assert_eq!(
+        refused(&mut h, &frags, lso(1000)),
+        SubmitError::Invalid(InvalidPacket::Headers)
+    );
+    let tcp = frame(true, true, 200, 1, true);
+    let frags = h.lay_out(&tcp, &[]);
+    let v4_only = TxOffload {
+        checksum: TxChecksum {
+            ipv4_header: true,
+            ..TxChecksum::default()
+        },
+        ..TxOffload::default()
+    };
+    assert_eq!(
+        refused(&mut h, &frags, v4_only),
+        SubmitError::Invalid(InvalidPacket::Headers)
+    );
+    assert_eq!(
+        refused(&mut h, &frags, lso(0)),
+        SubmitError::Invalid(InvalidPacket::Mss)
+    );
+    let short = h.lay_out(&[0u8; 13], &[]);
+    assert_eq!(
+        refused(&mut h, &short, TxOffload::default()),
+        SubmitError::Invalid(InvalidPacket::TooShort)
+    );
+    let big = h.lay_out(&plain(1600, 1), &[]);
+    assert_eq!(
+        refused(&mut h, &big, TxOffload::default()),
+        SubmitError::Invalid(InvalidPacket::TooLong)
+    );
+    let past = [Fragment {
+        frame: h.data[0],
+        offset: 4000,
+        length: 200,
+    }];
+    assert_eq!(
+        refused(&mut h, &past, TxOffload::default()),
+        SubmitError::Invalid(InvalidPacket::FragmentOutOfPage { index: 0 })
+    );
+    assert_eq!(
+        refused(&mut h, &[], TxOffload::default()),
+        SubmitError::Invalid(InvalidPacket::FragmentCount)
+    );
+    assert!(h.done.is_empty());
+    assert_eq!(h.front.queue(0).unwrap().tx_outstanding(), 0);
+}
