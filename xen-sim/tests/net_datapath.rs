@@ -225,6 +225,10 @@ fn lso_round(features: NetFeatures, v6: bool) {
     }
     let c = h.front.counters();
     assert!(h.done.iter().all(|c| c.status == TxStatus::Ok));
+    let sizes = gso_sizes(hdr);
+    for d in &h.done {
+        assert_eq!(d.lso_payload as usize, sizes[d.tag.0 as usize] - hdr);
+    }
     if native {
         assert!(c.tx_gso > 0 && c.tx_software_segmented == 0);
     } else {

@@ -69,6 +69,8 @@ pub(crate) struct TxPlan {
     /// Copy pages.
     pages: u8,
     cast: Cast,
+    /// A large send's TCP payload bytes.
+    lso_payload: u32,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -117,6 +119,7 @@ impl Pending {
             data_slots: 0,
             pages: 0,
             cast: Cast::Unicast,
+            lso_payload: 0,
         },
         awaiting: 0,
         worst: TxStatus::Ok,
@@ -318,6 +321,7 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
             data_slots: 0,
             pages: 0,
             cast: Cast::of(&[hdr[0], hdr[1], hdr[2], hdr[3], hdr[4], hdr[5]]),
+            lso_payload: 0,
         };
         let native_csum = |ip: Ip| match ip {
             Ip::V4 => params.csum_ipv4,
@@ -339,6 +343,7 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
                     return Err(InvalidPacket::Mss);
                 }
                 let payload = out_len - h.payload;
+                plan.lso_payload = payload as u32;
                 let (native, gso_type) = match h.ip {
                     Ip::V4 => (params.gso_tcpv4, XEN_NETIF_GSO_TYPE_TCPV4),
                     Ip::V6 => (params.gso_tcpv6, XEN_NETIF_GSO_TYPE_TCPV6),
@@ -900,7 +905,11 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
             TxStatus::Error => c.errors += 1,
             TxStatus::Dropped | TxStatus::Aborted => c.discards += 1,
         }
-        complete(TxCompletion { tag: p.tag, status });
+        complete(TxCompletion {
+            tag: p.tag,
+            status,
+            lso_payload: p.plan.lso_payload,
+        });
     }
 
     /// At disconnect: packets on the ring complete `Aborted` (their grants ended first).

@@ -108,6 +108,9 @@ pub struct TxCompletion {
     pub tag: Tag,
     /// How it ended.
     pub status: TxStatus,
+    /// For a large send, the TCP payload bytes it carried (what an LSOv1 completion reports in
+    /// `LsoV1TransmitComplete.TcpPayload`); 0 otherwise.
+    pub lso_payload: u32,
 }
 
 /// Why a packet cannot be sent at all.
