@@ -646,3 +646,35 @@ fn invalid_packets_are_refused() {
     assert!(h.done.is_empty());
     assert_eq!(h.front.queue(0).unwrap().tx_outstanding(), 0);
 }
+
+#[test]
+fn a_reconnect_sends_queued_packets_once() {
+    let mut h = Harness::new(NetFeatures::bare(), FrontendConfig::default());
+    h.back.faults.hold_tx = true;
+    let f = frame(false, true, 65535, 4, true);
+    let mut whole = f.clone();
+    fill_checksums(&mut whole);
+    for tag in 0..3 {
+        let frags = h.lay_out(&f, &[]);
+        h.submit(0, tag, &frags, lso(1460)).unwrap();
+    }
+    h.serve();
+    h.poll();
+    // The first is on the ring (its segments fill most copy pages); the others wait for pages.
+    let q = h.front.queue(0).unwrap();
+    assert_eq!((q.tx_outstanding(), q.tx_queued()), (3, 2));
+    let done = h.disconnect();
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].tag.0, done[0].status), (0, TxStatus::Aborted));
+    assert_eq!(h.grants_in_use(), 0);
+    h.back.take_sent();
+    h.back.faults.hold_tx = false;
+    h.connect();
+    h.run();
+    let mut tags: Vec<u64> = h.done.iter().map(|c| c.tag.0).collect();
+    tags.sort();
+    assert_eq!(tags, [1, 2]);
+    let sent: Vec<Vec<u8>> = h.back.take_sent().into_iter().map(|s| s.data).collect();
+    let expect = reference_segments(&whole, 1460);
+    assert_eq!(sent, [expect.clone(), expect].concat());
+}
