@@ -36,6 +36,7 @@ mod rx;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 mod tx;
+mod txplan;
 pub mod types;
 
 pub use device::{NetConfig, Netfront, RingPages};
