@@ -383,6 +383,10 @@ fn rx_buffers_kept_by_the_shell_come_back() {
     // Every buffer is with the shell; the rest wait in the backend.
     assert_eq!(h.received.len(), RXB);
     assert_eq!(h.front.queue(2).unwrap().rx_with_shell(), RXB);
+    // Once fewer than a quarter of the buffers are posted, the shell is told to copy.
+    let low: Vec<bool> = h.received.iter().map(|r| r.low_resources).collect();
+    assert!(!low[0] && low[RXB - 1]);
+    assert_eq!(low.iter().filter(|l| **l).count(), RXB / 4);
     assert_eq!(h.back.waiting(2), 10);
     let bufs: Vec<u16> = h.received.iter().flat_map(|r| r.buffers.clone()).collect();
     assert_eq!(h.return_buffers(2, &bufs), RXB);
@@ -677,4 +681,44 @@ fn a_reconnect_sends_queued_packets_once() {
     let sent: Vec<Vec<u8>> = h.back.take_sent().into_iter().map(|s| s.data).collect();
     let expect = reference_segments(&whole, 1460);
     assert_eq!(sent, [expect.clone(), expect].concat());
+}
+
+#[test]
+fn every_hash_type_is_reported_and_an_unknown_one_refused() {
+    use xen_sim::netback::RxFault;
+    use xennet_core::RssHashType;
+    let mut h = Harness::new(NetFeatures::default(), FrontendConfig::default());
+    let f = plain(100, 1);
+    let types = [
+        RssHashType::Ipv4,
+        RssHashType::TcpIpv4,
+        RssHashType::Ipv6,
+        RssHashType::TcpIpv6,
+    ];
+    for (t, expect) in types.into_iter().enumerate() {
+        let meta = RxMeta {
+            hash: Some((t as u8, 0x1000 + t as u32)),
+            ..RxMeta::default()
+        };
+        h.back.inject(0, &f, meta).unwrap();
+        h.run();
+        let r = h.received.pop().unwrap();
+        let hash = r.hash.unwrap();
+        assert_eq!((hash.hash_type, hash.value), (expect, 0x1000 + t as u32));
+    }
+    let meta = RxMeta {
+        hash: Some((4, 1)),
+        ..RxMeta::default()
+    };
+    h.back.inject(0, &f, meta).unwrap();
+    // A hash slot typed as something else is refused too.
+    let meta = RxMeta {
+        hash: Some((1, 1)),
+        fault: Some(RxFault::ExtraType(5)),
+        ..RxMeta::default()
+    };
+    h.back.inject(0, &f, meta).unwrap();
+    h.run();
+    assert!(h.received.is_empty());
+    assert_eq!(h.front.queue(0).unwrap().counters().bad_responses, 2);
 }

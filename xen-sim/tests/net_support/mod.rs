@@ -70,6 +70,7 @@ pub struct Received {
     pub hash: Option<xennet_core::RssHash>,
     pub vlan: Option<xennet_core::VlanTag>,
     pub buffers: Vec<u16>,
+    pub low_resources: bool,
 }
 
 pub struct Harness {
@@ -422,6 +423,7 @@ fn copy_packet(xen: &Xen, p: &RxPacket<'_>) -> Received {
         hash: p.hash,
         vlan: p.vlan,
         buffers: p.fragments.iter().map(|f| f.buffer).collect(),
+        low_resources: p.low_resources,
     }
 }
 
