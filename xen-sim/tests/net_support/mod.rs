@@ -137,7 +137,9 @@ impl Harness {
         let rx: [[u64; RXB]; QUEUES] =
             core::array::from_fn(|_| core::array::from_fn(|_| xen.alloc_page()));
         let data = (0..96).map(|_| xen.alloc_page()).collect();
-        let front = Box::new(Front::new(net, &pool, &rx));
+        // Built where it lives, as the shell does.
+        let mut front = Box::new(Front::EMPTY);
+        front.init(net, &pool, &rx);
         let back = Netback::new(xen.dom0(), features);
         Harness {
             ev: SimEvents {

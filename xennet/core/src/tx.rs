@@ -83,7 +83,9 @@ pub(crate) struct PoolPage {
 }
 
 impl PoolPage {
-    pub(crate) fn new(frame: u64) -> Self {
+    pub(crate) const EMPTY: PoolPage = PoolPage::new(0);
+
+    pub(crate) const fn new(frame: u64) -> Self {
         PoolPage {
             frame,
             busy: false,

@@ -39,3 +39,21 @@ fn an_honest_script_sends_and_receives() {
     let s = hostile_run(&bad);
     assert_eq!((s.completed, s.delivered, s.bad_responses), (1, 0, 1));
 }
+
+#[test]
+fn a_device_is_initialised_where_it_lives() {
+    use xennet_core::{NetConfig, Netfront, QueueState};
+    type Dev = Netfront<2, 8, 8, 16>;
+    let mut dev = Box::new(Dev::EMPTY);
+    let pool = [[1u64; 8], [2; 8]];
+    let rx = [[3u64; 16], [4; 16]];
+    dev.init(NetConfig::default(), &pool, &rx);
+    assert_eq!(dev.queue_count(), 2);
+    for (i, q) in dev.queues_mut().iter().enumerate() {
+        assert_eq!((q.index(), q.state()), (i as u16, QueueState::Idle));
+        assert_eq!(q.tx_outstanding(), 0);
+    }
+    // The README quotes these sizes: too big for a kernel stack, hence `EMPTY` and `init`.
+    assert_eq!(size_of::<xennet_core::NetQueue<32, 32, 64>>() / 1024, 31);
+    assert_eq!(size_of::<xennet_core::NetQueue<64, 64, 256>>() / 1024, 61);
+}
