@@ -403,7 +403,7 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
         error: QueueError,
     ) {
         self.counters.bad_responses += 1;
-        self.violations += 1;
+        self.violations = self.violations.saturating_add(1);
         io.events.log(LogEvent::BadResponse {
             queue: self.index,
             error,
