@@ -182,7 +182,11 @@ fn a_grant_kept_mapped_keeps_the_packet_from_the_shell() {
     assert!(h.done.is_empty(), "completed while the backend maps it");
     let q = h.front.queue(0).unwrap();
     assert_eq!(q.counters().still_mapped, 1);
+    assert_eq!(q.counters().bad_responses, 1);
     assert_eq!(q.tx_outstanding(), 1);
+    // Disconnecting does not hand it back either.
+    assert!(h.disconnect().is_empty());
+    assert_eq!(h.front.queue(0).unwrap().tx_outstanding(), 1);
     dom0.unmap_grant(mapping).unwrap();
 }
 

@@ -130,6 +130,9 @@ pub enum QueueError {
         /// Its length.
         length: u32,
     },
+    /// The backend still mapped a grant it had answered for (or that the connection is
+    /// dropping): the page is kept out of use for good.
+    StillMapped,
 }
 
 /// One queue. See the module documentation.
@@ -391,6 +394,7 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
             Ok(Revocation::Deferred) | Err(GrantError::NotGranted { .. }) | Err(_) => {
                 self.counters.still_mapped += 1;
                 io.events.log(LogEvent::StillMapped { queue: self.index });
+                self.violation(io, QueueError::StillMapped);
                 false
             }
         }
