@@ -245,8 +245,10 @@ pub struct Netback {
     pub faults: NetFaults,
     /// Frames taken from the guest, in order.
     pub sent: Vec<TxFrame>,
-    /// Transmitted packets answered with an error (bad slots, unoffered GSO).
+    /// Transmitted packets answered with an error (bad slots, an offload not offered).
     pub tx_errors: u64,
+    /// Receive copies that failed (a buffer granted read-only, or not granted).
+    pub rx_errors: u64,
     /// Frames delivered to the guest.
     pub delivered: u64,
 }
@@ -269,6 +271,7 @@ impl Netback {
             faults: NetFaults::default(),
             sent: Vec::new(),
             tx_errors: 0,
+            rx_errors: 0,
             delivered: 0,
         }
     }
@@ -590,6 +593,24 @@ impl Netback {
             }
             pos += size;
         }
+        // A blank checksum only where offered: IPv4 unless `feature-no-csum-offload`, IPv6 with
+        // `feature-ipv6-csum-offload` (after one VLAN tag at most).
+        if flags & NETTXF_CSUM_BLANK != 0 {
+            let at = if data.len() >= 18 && data[12..14] == [0x81, 0x00] {
+                16
+            } else {
+                12
+            };
+            let offered = match data.get(at..at + 2) {
+                Some([0x08, 0x00]) => !f.no_csum_offload,
+                Some([0x86, 0xdd]) => f.ipv6_csum_offload,
+                _ => false,
+            };
+            if !offered {
+                self.tx_errors += 1;
+                return RSP_ERROR;
+            }
+        }
         self.sent.push(TxFrame {
             queue: q,
             data,
@@ -676,7 +697,7 @@ impl Netback {
                 idx = idx.wrapping_add(1);
                 let (mut id, gref) = (u16_at(&req, 0), u32_at(&req, 4));
                 if self.backend.copy_to_grant(gref, 0, chunk).is_err() {
-                    self.tx_errors += 1;
+                    self.rx_errors += 1;
                 }
                 let mut flags = 0u16;
                 if i == 0 {

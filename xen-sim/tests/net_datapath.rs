@@ -722,3 +722,18 @@ fn every_hash_type_is_reported_and_an_unknown_one_refused() {
     assert!(h.received.is_empty());
     assert_eq!(h.front.queue(0).unwrap().counters().bad_responses, 2);
 }
+
+#[test]
+fn the_model_catches_what_a_backend_would_refuse() {
+    let mut h = Harness::new(NetFeatures::default(), FrontendConfig::default());
+    // Nothing the core sends is refused, whatever the offloads.
+    for (k, off) in [csum(true), csum(false), lso(1000), TxOffload::default()]
+        .into_iter()
+        .enumerate()
+    {
+        let len = if k == 2 { 9000 } else { 1400 };
+        let f = frame(k % 2 == 1, k != 1, len, 1, true);
+        assert_eq!(h.send(0, k as u64, &f, off).status, TxStatus::Ok);
+    }
+    assert_eq!((h.back.tx_errors, h.back.rx_errors), (0, 0));
+}
