@@ -68,24 +68,46 @@ pub struct Netfront<const Q: usize, const PENDING: usize, const POOL: usize, con
 impl<const Q: usize, const PENDING: usize, const POOL: usize, const RXB: usize>
     Netfront<Q, PENDING, POOL, RXB>
 {
+    /// A device with no pages yet, as a constant, to be placed in the shell's device memory
+    /// without building it on the stack, then [`init`](Self::init)ialised there.
+    pub const EMPTY: Self = Netfront {
+        config: NetConfig {
+            backend: 0,
+            max_violations: 16,
+            strip_vlan: true,
+        },
+        params: None,
+        link: LinkState::Down,
+        queues: [NetQueue::EMPTY; Q],
+    };
+
     /// A device with each queue's copy pages and receive buffers (guest frames preallocated by
-    /// the platform).
+    /// the platform). Returns the whole state by value; see [`EMPTY`](Self::EMPTY) and
+    /// [`init`](Self::init) to build it in place.
     pub fn new(
         config: NetConfig,
         pool_frames: &[[u64; POOL]; Q],
         rx_frames: &[[u64; RXB]; Q],
     ) -> Self {
-        let queues = core::array::from_fn(|q| {
-            let mut queue = NetQueue::new(q as u16, config.backend, &pool_frames[q], &rx_frames[q]);
+        let mut dev = Self::EMPTY;
+        dev.init(config, pool_frames, rx_frames);
+        dev
+    }
+
+    /// (Re)initialises the device where it is (every queue with [`NetQueue::init`]).
+    pub fn init(
+        &mut self,
+        config: NetConfig,
+        pool_frames: &[[u64; POOL]; Q],
+        rx_frames: &[[u64; RXB]; Q],
+    ) {
+        self.config = config;
+        self.params = None;
+        self.link = LinkState::Down;
+        for (q, queue) in self.queues.iter_mut().enumerate() {
+            queue.init(q as u16, config.backend, &pool_frames[q], &rx_frames[q]);
             queue.strip_vlan = config.strip_vlan;
             queue.max_violations = config.max_violations;
-            queue
-        });
-        Netfront {
-            config,
-            params: None,
-            link: LinkState::Down,
-            queues,
         }
     }
 

@@ -33,7 +33,10 @@ pub mod packet;
 pub mod platform;
 pub mod queue;
 mod rx;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 mod tx;
+mod txplan;
 pub mod types;
 
 pub use device::{NetConfig, Netfront, RingPages};

@@ -406,3 +406,160 @@ pub enum NodeError<E> {
     /// Writing a node failed.
     Store(E),
 }
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    fn parse(
+        front: &[(&str, &str)],
+        back: &[(&str, &str)],
+    ) -> Result<BackendFeatures, FeatureError> {
+        BackendFeatures::parse(|side, node, buf| {
+            let list = if side == Side::Frontend { front } else { back };
+            Ok(list.iter().find(|(k, _)| *k == node).map(|(_, v)| {
+                buf[..v.len()].copy_from_slice(v.as_bytes());
+                v.len()
+            }))
+        })
+    }
+
+    const MAC: (&str, &str) = ("mac", "00:16:3e:0a:0b:0c");
+
+    #[test]
+    fn defaults_of_a_silent_backend() {
+        let f = parse(&[MAC], &[]).unwrap();
+        assert_eq!(f.mac, MacAddress([0, 0x16, 0x3e, 0x0a, 0x0b, 0x0c]));
+        assert_eq!(f.mtu, DEFAULT_MTU);
+        assert_eq!(f.max_queues, 1);
+        assert!(f.csum_ipv4, "IPv4 checksum offload is on unless refused");
+        assert!(!f.csum_ipv6 && !f.sg && !f.gso_tcpv4 && !f.rx_copy);
+        assert_eq!(
+            FrontendParams::negotiate(&FrontendConfig::default(), &f),
+            Err(FeatureError::NoRxCopy)
+        );
+    }
+
+    #[test]
+    fn mac_and_mtu_are_validated() {
+        assert_eq!(parse(&[], &[]), Err(FeatureError::Missing { node: "mac" }));
+        for bad in [
+            "01:16:3e:0a:0b:0c",
+            "00:00:00:00:00:00",
+            "00:16:3e:0a:0b",
+            "zz:16:3e:0a:0b:0c",
+        ] {
+            assert_eq!(
+                parse(&[("mac", bad)], &[]),
+                Err(FeatureError::BadMac),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            parse(&[("mac", "00:16:3E:0A:0B:0C\n")], &[]).unwrap().mac.0[3],
+            0x0a
+        );
+        assert_eq!(parse(&[MAC], &[("mtu", "9000")]).unwrap().mtu, 9000);
+        for (v, n) in [("67", 67), ("65522", 65522)] {
+            assert_eq!(
+                parse(&[MAC], &[("mtu", v)]),
+                Err(FeatureError::OutOfRange {
+                    node: "mtu",
+                    value: n
+                })
+            );
+        }
+        assert_eq!(
+            parse(&[MAC], &[("mtu", "15x")]),
+            Err(FeatureError::NotANumber { node: "mtu" })
+        );
+        assert_eq!(
+            parse(&[MAC], &[("multi-queue-max-queues", "0")]),
+            Err(FeatureError::OutOfRange {
+                node: "multi-queue-max-queues",
+                value: 0
+            })
+        );
+    }
+
+    #[test]
+    fn negotiation_takes_the_smaller_offer() {
+        let f = parse(
+            &[MAC],
+            &[
+                ("feature-rx-copy", "1"),
+                ("feature-sg", "1"),
+                ("feature-gso-tcpv4", "1"),
+                ("feature-gso-tcpv6", "0"),
+                ("feature-no-csum-offload", "1"),
+                ("feature-ipv6-csum-offload", "1"),
+                ("feature-split-event-channels", "1"),
+                ("multi-queue-max-queues", "64"),
+            ],
+        )
+        .unwrap();
+        let p = FrontendParams::negotiate(&FrontendConfig::default(), &f).unwrap();
+        assert_eq!(p.queues, MAX_QUEUES);
+        assert!(p.sg && p.gso_tcpv4 && !p.gso_tcpv6 && !p.csum_ipv4 && p.csum_ipv6);
+        assert_eq!(p.max_tx_slots(), 18);
+        // GSO needs scatter-gather.
+        let cfg = FrontendConfig {
+            sg: false,
+            max_queues: 2,
+            ..FrontendConfig::default()
+        };
+        let p = FrontendParams::negotiate(&cfg, &f).unwrap();
+        assert!(!p.gso_tcpv4 && p.queues == 2 && p.max_tx_slots() == 1);
+    }
+
+    fn nodes(p: &FrontendParams) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        p.write_nodes::<()>(&[(10, 11), (12, 13)], &[(5, 6), (7, 8)], |k, v| {
+            out.push((k.to_string(), v.to_string()));
+            Ok(())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn nodes_for_one_and_two_queues() {
+        let f = parse(&[MAC], &[("feature-rx-copy", "1")]).unwrap();
+        let mut p = FrontendParams::negotiate(&FrontendConfig::default(), &f).unwrap();
+        let one = nodes(&p);
+        let keys: Vec<&str> = one.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "tx-ring-ref",
+                "rx-ring-ref",
+                "event-channel",
+                "request-rx-copy",
+                "feature-rx-notify",
+                "feature-sg",
+                "feature-gso-tcpv4",
+                "feature-gso-tcpv6",
+                "feature-no-csum-offload",
+                "feature-ipv6-csum-offload"
+            ]
+        );
+        assert_eq!(one[0].1, "10");
+        assert_eq!(one[2].1, "5");
+        p.queues = 2;
+        p.split_event_channels = true;
+        let two = nodes(&p);
+        assert_eq!(two[0], ("multi-queue-num-queues".into(), "2".into()));
+        assert!(two.contains(&("queue-1/tx-ring-ref".into(), "12".into())));
+        assert!(two.contains(&("queue-1/event-channel-rx".into(), "8".into())));
+        assert!(two.contains(&("queue-0/event-channel-tx".into(), "5".into())));
+        assert!(!two.iter().any(|(k, _)| k.ends_with("/event-channel")));
+        p.queues = 3;
+        assert_eq!(
+            p.write_nodes::<()>(&[(1, 2)], &[(1, 1)], |_, _| Ok(())),
+            Err(NodeError::Shape)
+        );
+    }
+}

@@ -130,6 +130,9 @@ pub enum QueueError {
         /// Its length.
         length: u32,
     },
+    /// The backend still mapped a grant it had answered for (or that the connection is
+    /// dropping): the page is kept out of use for good.
+    StillMapped,
 }
 
 /// One queue. See the module documentation.
@@ -169,22 +172,14 @@ pub struct NetQueue<const PENDING: usize, const POOL: usize, const RXB: usize> {
 }
 
 impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING, POOL, RXB> {
-    /// A queue with its copy pages and receive buffers (guest frames preallocated by the
-    /// platform, never freed while the queue lives).
-    pub fn new(
-        index: u16,
-        backend: DomId,
-        pool_frames: &[u64; POOL],
-        rx_frames: &[u64; RXB],
-    ) -> Self {
-        const { assert!(POOL <= 64 && RXB <= TX_IDS && PENDING > 0 && PENDING < 0xffff) };
-        let mut tx_free_ids = [0; TX_IDS];
-        for (i, id) in tx_free_ids.iter_mut().enumerate() {
-            *id = (TX_IDS - 1 - i) as u16;
-        }
+    /// A queue with no pages yet, as a constant: the shell can place it in its device memory
+    /// (a `static`, or storage initialised from the constant) without building it on the stack,
+    /// then call [`init`](Self::init) there.
+    pub const EMPTY: Self = {
+        assert!(POOL <= 64 && RXB <= TX_IDS && PENDING > 0 && PENDING < 0xffff);
         NetQueue {
-            index,
-            backend,
+            index: 0,
+            backend: 0,
             state: QueueState::Idle,
             params: None,
             strip_vlan: false,
@@ -199,15 +194,69 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
             fifo_head: 0,
             fifo_len: 0,
             tx_ids: [NONE16; TX_IDS],
-            tx_free_ids,
-            tx_free_id_count: TX_IDS,
-            pool: core::array::from_fn(|i| PoolPage::new(pool_frames[i])),
-            bufs: core::array::from_fn(|i| RxBuf::new(rx_frames[i])),
+            tx_free_ids: [0; TX_IDS],
+            tx_free_id_count: 0,
+            pool: [PoolPage::EMPTY; POOL],
+            bufs: [RxBuf::EMPTY; RXB],
             rx_at: [NONE16; TX_IDS],
             rx_posted: 0,
             assembly: Assembly::EMPTY,
-            counters: QueueCounters::default(),
+            counters: QueueCounters::ZERO,
         }
+    };
+
+    /// A queue with its copy pages and receive buffers (guest frames preallocated by the
+    /// platform, never freed while the queue lives). Returns the whole state by value; see
+    /// [`EMPTY`](Self::EMPTY) and [`init`](Self::init) to build it in place.
+    pub fn new(
+        index: u16,
+        backend: DomId,
+        pool_frames: &[u64; POOL],
+        rx_frames: &[u64; RXB],
+    ) -> Self {
+        let mut q = Self::EMPTY;
+        q.init(index, backend, pool_frames, rx_frames);
+        q
+    }
+
+    /// (Re)initialises the queue where it is, field by field: Idle, no rings, the given pages,
+    /// counters zero. Only for a queue that holds nothing (never attached, or disconnected with
+    /// no buffer kept by the shell).
+    pub fn init(
+        &mut self,
+        index: u16,
+        backend: DomId,
+        pool_frames: &[u64; POOL],
+        rx_frames: &[u64; RXB],
+    ) {
+        self.index = index;
+        self.backend = backend;
+        self.state = QueueState::Idle;
+        self.params = None;
+        self.violations = 0;
+        self.tx_ring = None;
+        self.rx_ring = None;
+        self.tx_ring_gref = None;
+        self.rx_ring_gref = None;
+        self.pending.fill(Pending::EMPTY);
+        self.fifo.fill(NONE16);
+        self.fifo_head = 0;
+        self.fifo_len = 0;
+        self.tx_ids.fill(NONE16);
+        for (i, id) in self.tx_free_ids.iter_mut().enumerate() {
+            *id = (TX_IDS - 1 - i) as u16;
+        }
+        self.tx_free_id_count = TX_IDS;
+        for (p, f) in self.pool.iter_mut().zip(pool_frames) {
+            *p = PoolPage::new(*f);
+        }
+        for (b, f) in self.bufs.iter_mut().zip(rx_frames) {
+            *b = RxBuf::new(*f);
+        }
+        self.rx_at.fill(NONE16);
+        self.rx_posted = 0;
+        self.assembly = Assembly::EMPTY;
+        self.counters = QueueCounters::ZERO;
     }
 
     /// The queue's index.
@@ -345,6 +394,7 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
             Ok(Revocation::Deferred) | Err(GrantError::NotGranted { .. }) | Err(_) => {
                 self.counters.still_mapped += 1;
                 io.events.log(LogEvent::StillMapped { queue: self.index });
+                self.violation(io, QueueError::StillMapped);
                 false
             }
         }
@@ -357,7 +407,7 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
         error: QueueError,
     ) {
         self.counters.bad_responses += 1;
-        self.violations += 1;
+        self.violations = self.violations.saturating_add(1);
         io.events.log(LogEvent::BadResponse {
             queue: self.index,
             error,

@@ -39,7 +39,9 @@ pub(crate) struct RxBuf {
 }
 
 impl RxBuf {
-    pub(crate) fn new(frame: u64) -> Self {
+    pub(crate) const EMPTY: RxBuf = RxBuf::new(0);
+
+    pub(crate) const fn new(frame: u64) -> Self {
         RxBuf {
             frame,
             state: BufState::Free,

@@ -108,6 +108,9 @@ pub struct TxCompletion {
     pub tag: Tag,
     /// How it ended.
     pub status: TxStatus,
+    /// For a large send, the TCP payload bytes it carried (what an LSOv1 completion reports in
+    /// `LsoV1TransmitComplete.TcpPayload`); 0 otherwise.
+    pub lso_payload: u32,
 }
 
 /// Why a packet cannot be sent at all.
@@ -284,6 +287,18 @@ pub struct DirectionCounters {
 }
 
 impl DirectionCounters {
+    /// All zero.
+    pub const ZERO: DirectionCounters = DirectionCounters {
+        unicast_packets: 0,
+        unicast_bytes: 0,
+        multicast_packets: 0,
+        multicast_bytes: 0,
+        broadcast_packets: 0,
+        broadcast_bytes: 0,
+        errors: 0,
+        discards: 0,
+    };
+
     pub(crate) fn count(&mut self, cast: Cast, bytes: u64) {
         let (p, b) = match cast {
             Cast::Unicast => (&mut self.unicast_packets, &mut self.unicast_bytes),
@@ -359,6 +374,27 @@ pub struct QueueCounters {
 }
 
 impl QueueCounters {
+    /// All zero.
+    pub const ZERO: QueueCounters = QueueCounters {
+        tx: DirectionCounters::ZERO,
+        rx: DirectionCounters::ZERO,
+        tx_copy_free: 0,
+        tx_header_copied: 0,
+        tx_copied: 0,
+        tx_copied_bytes: 0,
+        tx_software_checksums: 0,
+        tx_software_segmented: 0,
+        tx_software_segments: 0,
+        tx_gso: 0,
+        tx_checksum_offloaded: 0,
+        tx_busy: 0,
+        rx_checksum_filled: 0,
+        rx_coalesced: 0,
+        bad_responses: 0,
+        still_mapped: 0,
+        grant_shortages: 0,
+    };
+
     /// Adds `other` in (for device-wide totals).
     pub fn add(&mut self, o: &QueueCounters) {
         self.tx.add(&o.tx);
