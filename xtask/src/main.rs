@@ -13,6 +13,7 @@ mod drivers;
 mod host;
 mod initramfs;
 mod lab;
+mod layout_probe;
 mod pe_check;
 mod qemu;
 mod report;

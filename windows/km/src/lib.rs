@@ -18,6 +18,7 @@
 
 pub mod fmt_buf;
 pub mod irql;
+pub mod layout;
 pub mod log;
 pub mod pages;
 pub mod panic_info;

@@ -6,6 +6,7 @@ use windows_sys::Wdk::Foundation::MDL;
 use windows_sys::Wdk::System::SystemServices as ss;
 use windows_sys::Win32::System::Memory::{PAGE_NOCACHE, PAGE_READWRITE};
 
+use crate::layout;
 use crate::pages::{access_in_bounds, spanned_pages};
 
 /// The physical address of nonpaged memory at `address` (`MmGetPhysicalAddress`).
@@ -44,6 +45,8 @@ impl Mdl {
 
     /// The page frame numbers of the range, in order.
     pub fn page_frames(&self) -> &[u64] {
+        const { assert!(size_of::<MDL>() == layout::MDL_HEADER_BYTES) };
+        const { assert!(size_of::<u64>() == layout::PFN_NUMBER_BYTES) };
         // The PFN array follows the MDL header (`MmGetMdlPfnArray`).
         let first = self.mdl.as_ptr().wrapping_add(1).cast::<u64>();
         // SAFETY: `MmBuildMdlForNonPagedPool` filled one PFN per spanned page after the header,

@@ -9,13 +9,14 @@
 
 use core::fmt;
 
+use crate::layout;
 use crate::status::NtStatus;
 
 /// `REG_DWORD`.
 pub const REG_DWORD: u32 = 4;
 /// Bytes before the data in `KEY_VALUE_PARTIAL_INFORMATION`: `TitleIndex`, `Type`,
 /// `DataLength`.
-pub const PARTIAL_INFORMATION_HEADER: usize = 12;
+pub const PARTIAL_INFORMATION_HEADER: usize = layout::KEY_VALUE_PARTIAL_INFORMATION_DATA;
 
 /// A `REG_DWORD` parameter with its default and its allowed range.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,8 +144,8 @@ pub fn parse_partial_information(
     let word = |at: usize| {
         u32::from_le_bytes([buffer[at], buffer[at + 1], buffer[at + 2], buffer[at + 3]])
     };
-    let value_type = word(4);
-    let length = word(8) as usize;
+    let value_type = word(layout::KEY_VALUE_PARTIAL_INFORMATION_TYPE);
+    let length = word(layout::KEY_VALUE_PARTIAL_INFORMATION_DATA_LENGTH) as usize;
     let data = buffer
         .get(PARTIAL_INFORMATION_HEADER..)
         .and_then(|rest| rest.get(..length))

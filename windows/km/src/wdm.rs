@@ -28,6 +28,7 @@ use windows_sys::Wdk::System::SystemServices as ss;
 use windows_sys::Win32::Foundation::UNICODE_STRING;
 
 use crate::irp;
+use crate::layout;
 use crate::pool_tag::PoolTag;
 use crate::status::{nt_success, NtStatus, STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS};
 
@@ -37,17 +38,12 @@ const IRP_MJ_POWER: usize = 0x16;
 const IRP_MJ_SYSTEM_CONTROL: usize = 0x17;
 const IRP_MJ_PNP: usize = 0x1B;
 
-/// Bytes of one `CM_PARTIAL_RESOURCE_DESCRIPTOR` on x64: `Type`, `ShareDisposition`, `Flags`,
-/// then a 16-byte union; `wdm.h` declares it under `pshpack4.h`. (`windows-sys` declares the
-/// union's interrupt member without the 4-byte packing, which makes its structure 24 bytes, so
-/// the resource list is read as bytes here.)
-pub const PARTIAL_DESCRIPTOR_BYTES: usize = 20;
-/// `CM_RESOURCE_LIST.List`.
-const LIST_FIRST_FULL: usize = 4;
-/// `CM_FULL_RESOURCE_DESCRIPTOR.PartialResourceList.Count`.
-const FULL_PARTIAL_COUNT: usize = 12;
-/// `CM_FULL_RESOURCE_DESCRIPTOR.PartialResourceList.PartialDescriptors`.
-const FULL_FIRST_PARTIAL: usize = 16;
+/// Bytes of one `CM_PARTIAL_RESOURCE_DESCRIPTOR` on x64 (see [`crate::layout`]: the resource
+/// list is read as bytes because `windows-sys`'s declaration of it differs from `wdm.h`).
+pub const PARTIAL_DESCRIPTOR_BYTES: usize = layout::CM_PARTIAL_RESOURCE_DESCRIPTOR_BYTES;
+const LIST_FIRST_FULL: usize = layout::CM_RESOURCE_LIST_LIST;
+const FULL_PARTIAL_COUNT: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_COUNT;
+const FULL_FIRST_PARTIAL: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_PARTIALS;
 
 /// What a PnP handler did with the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
