@@ -9,7 +9,8 @@
 //!    builds are never invalidated;
 //! 3. run clippy on the Windows crates for the Windows target with `-D warnings`;
 //! 4. copy each image with its `.pdb` and `.map` to `target/drivers/x64/`;
-//! 5. check each image ([`crate::pe_check`]), then check that mutated copies of it fail with
+//! 5. run the layout probe ([`crate::layout_probe`]);
+//! 6. check each image ([`crate::pe_check`]), then check that mutated copies of it fail with
 //!    the expected violations (the checks can fail).
 
 use std::fs;
@@ -26,6 +27,9 @@ pub const PACKAGES: &[&str] = &[
     "rust-web-src",
     "rust-web-clippy",
     "lld-19",
+    // The layout probe: clang and mingw-w64's DDK headers.
+    "clang-19",
+    "mingw-w64-x86-64-dev",
 ];
 
 /// The lane's compiler, cargo and linker.
@@ -149,6 +153,10 @@ fn run() -> Result<()> {
         }
         images.push(copies[0].1.clone());
     }
+
+    println!("drivers: layout probe (clang-19 against mingw-w64's DDK headers)");
+    let probe = crate::layout_probe::run(&root.join("target/drivers/layout_probe.c"))?;
+    println!("  {probe}");
 
     println!("drivers: image checks");
     let known = kernel_exports(&root)?;

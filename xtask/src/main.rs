@@ -16,6 +16,7 @@ mod host;
 mod inf;
 mod initramfs;
 mod lab;
+mod layout_probe;
 mod pe;
 mod pe_check;
 mod qemu;

@@ -17,17 +17,33 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod fmt_buf;
+pub mod irql;
+pub mod layout;
 pub mod log;
+pub mod pages;
 pub mod panic_info;
 pub mod pool_tag;
+pub mod registry;
 pub mod status;
 
 #[cfg(target_os = "windows")]
+pub mod deferred;
+#[cfg(target_os = "windows")]
+pub mod interrupt;
+#[cfg(target_os = "windows")]
 pub mod irp;
+#[cfg(target_os = "windows")]
+pub mod mdl;
 #[cfg(target_os = "windows")]
 pub mod pool;
 #[cfg(target_os = "windows")]
+pub mod pool_box;
+#[cfg(target_os = "windows")]
+pub mod registry_key;
+#[cfg(target_os = "windows")]
 mod runtime;
+#[cfg(target_os = "windows")]
+pub mod sync;
 #[cfg(target_os = "windows")]
 pub mod sys;
 #[cfg(target_os = "windows")]

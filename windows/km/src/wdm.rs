@@ -8,12 +8,16 @@
 //!   place, attaches to the PDO's stack, sets `DO_POWER_PAGABLE` and clears
 //!   `DO_DEVICE_INITIALIZING` last.
 //! - PnP IRPs are serialised by the PnP manager, so [`FdoDriver::pnp`] gets `&mut` state.
-//!   Power and WMI IRPs may arrive concurrently; their handlers only read the lower device
-//!   (never mutated after AddDevice) and never touch the state.
+//!   Power and WMI IRPs may arrive concurrently; their handlers only read the device objects
+//!   (never changed after AddDevice) and never touch the state.
+//! - Every dispatch routine holds the FDO's remove lock while it uses the device; REMOVE waits
+//!   for all holders (`IoReleaseRemoveLockAndWaitEx`) before the driver passes it down, and IRPs
+//!   arriving after that fail with `STATUS_NO_SUCH_DEVICE`.
 //! - An [`Irp`] is consumed by completing or passing it on, so it is finished exactly once.
 //! - When `pnp` returns [`Disposition::Delete`] (after passing REMOVE down), the state is dropped,
 //!   the FDO detached and deleted.
 
+use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::mem::{align_of, offset_of, size_of};
 use core::ptr::{self, NonNull};
@@ -24,6 +28,8 @@ use windows_sys::Wdk::System::SystemServices as ss;
 use windows_sys::Win32::Foundation::UNICODE_STRING;
 
 use crate::irp;
+use crate::layout;
+use crate::pool_tag::PoolTag;
 use crate::status::{nt_success, NtStatus, STATUS_NO_SUCH_DEVICE, STATUS_SUCCESS};
 
 /// `FILE_DEVICE_SECURE_OPEN`.
@@ -32,17 +38,12 @@ const IRP_MJ_POWER: usize = 0x16;
 const IRP_MJ_SYSTEM_CONTROL: usize = 0x17;
 const IRP_MJ_PNP: usize = 0x1B;
 
-/// Bytes of one `CM_PARTIAL_RESOURCE_DESCRIPTOR` on x64: `Type`, `ShareDisposition`, `Flags`,
-/// then a 16-byte union; `wdm.h` declares it under `pshpack4.h`. (`windows-sys` declares the
-/// union's interrupt member without the 4-byte packing, which makes its structure 24 bytes, so
-/// the resource list is read as bytes here.)
-pub const PARTIAL_DESCRIPTOR_BYTES: usize = 20;
-/// `CM_RESOURCE_LIST.List`.
-const LIST_FIRST_FULL: usize = 4;
-/// `CM_FULL_RESOURCE_DESCRIPTOR.PartialResourceList.Count`.
-const FULL_PARTIAL_COUNT: usize = 12;
-/// `CM_FULL_RESOURCE_DESCRIPTOR.PartialResourceList.PartialDescriptors`.
-const FULL_FIRST_PARTIAL: usize = 16;
+/// Bytes of one `CM_PARTIAL_RESOURCE_DESCRIPTOR` on x64 (see [`crate::layout`]: the resource
+/// list is read as bytes because `windows-sys`'s declaration of it differs from `wdm.h`).
+pub const PARTIAL_DESCRIPTOR_BYTES: usize = layout::CM_PARTIAL_RESOURCE_DESCRIPTOR_BYTES;
+const LIST_FIRST_FULL: usize = layout::CM_RESOURCE_LIST_LIST;
+const FULL_PARTIAL_COUNT: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_COUNT;
+const FULL_FIRST_PARTIAL: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_PARTIALS;
 
 /// What a PnP handler did with the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,7 +72,7 @@ pub trait FdoDriver: 'static {
     fn new_state() -> Self::State;
 
     /// An `IRP_MJ_PNP` IRP. PASSIVE_LEVEL, serialised per device.
-    fn pnp(state: &mut Self::State, lower: Lower, irp: Irp) -> Disposition;
+    fn pnp(state: &mut Self::State, device: Device, irp: Irp) -> Disposition;
 
     /// Unload. PASSIVE_LEVEL.
     fn unload() {}
@@ -194,27 +195,105 @@ unsafe fn copy_partial_descriptors(
     count
 }
 
+/// The device objects around one FDO, fixed from AddDevice on.
+#[derive(Clone, Copy, Debug)]
+pub struct Device {
+    this: NonNull<DEVICE_OBJECT>,
+    lower: Lower,
+    pdo: NonNull<DEVICE_OBJECT>,
+}
+
+impl Device {
+    /// The device below the FDO, where IRPs are passed.
+    pub fn lower(&self) -> Lower {
+        self.lower
+    }
+
+    /// The PDO (for interrupt connection and device registry keys).
+    pub fn pdo(&self) -> NonNull<DEVICE_OBJECT> {
+        self.pdo
+    }
+
+    /// The FDO itself (for work items).
+    pub fn this(&self) -> NonNull<DEVICE_OBJECT> {
+        self.this
+    }
+}
+
 /// The FDO's extension.
 struct Extension<D: FdoDriver> {
     /// Set in AddDevice, never changed: read by every dispatch routine.
-    lower: Lower,
+    device: Device,
+    /// Keeps REMOVE from deleting the FDO while another IRP is in a dispatch routine.
+    remove_lock: UnsafeCell<ss::IO_REMOVE_LOCK>,
     /// Touched only by PnP dispatch (serialised).
     state: D::State,
 }
 
-/// Reads the lower device of one of this driver's FDOs without creating a reference to the
-/// whole extension (PnP may hold `&mut` to the state at the same time).
-///
-/// # Safety
-/// `device` is a live FDO created by [`add_device`] for `D`.
-unsafe fn lower_of<D: FdoDriver>(device: *const DEVICE_OBJECT) -> Lower {
-    // SAFETY: the caller's contract: the device object is live.
-    let extension = unsafe { (*device).DeviceExtension }.cast::<Extension<D>>();
-    let lower = extension
-        .wrapping_byte_add(offset_of!(Extension<D>, lower))
-        .cast::<Lower>();
-    // SAFETY: AddDevice initialised the extension and `lower` is never written again.
-    unsafe { lower.read() }
+/// The pool tag of the remove lock's tracking.
+const REMOVE_LOCK_TAG: PoolTag = PoolTag::new(b"XPrl");
+const REMOVE_LOCK_SIZE: u32 = size_of::<ss::IO_REMOVE_LOCK>() as u32;
+/// `IRP_MN_REMOVE_DEVICE`.
+const IRP_MN_REMOVE_DEVICE: u8 = 0x02;
+
+/// Field pointers into one of this driver's FDO extensions, without creating a reference to the
+/// whole extension (PnP may hold `&mut` to the state while other dispatch routines run).
+struct ExtensionFields<D: FdoDriver> {
+    device: *const Device,
+    remove_lock: *mut ss::IO_REMOVE_LOCK,
+    state: *mut D::State,
+}
+
+fn fields<D: FdoDriver>(fdo: *const DEVICE_OBJECT) -> Option<ExtensionFields<D>> {
+    let fdo = NonNull::new(fdo.cast_mut())?;
+    // SAFETY: the I/O manager calls the dispatch routines with a live device object of this
+    // driver, and this driver creates only FDOs with an `Extension<D>`.
+    let extension = unsafe { fdo.as_ref() }
+        .DeviceExtension
+        .cast::<Extension<D>>();
+    Some(ExtensionFields {
+        device: extension
+            .wrapping_byte_add(offset_of!(Extension<D>, device))
+            .cast(),
+        remove_lock: extension
+            .wrapping_byte_add(offset_of!(Extension<D>, remove_lock))
+            .cast(),
+        state: extension
+            .wrapping_byte_add(offset_of!(Extension<D>, state))
+            .cast(),
+    })
+}
+
+impl<D: FdoDriver> ExtensionFields<D> {
+    fn device(&self) -> Device {
+        // SAFETY: AddDevice initialised the extension; `device` is never written again.
+        unsafe { self.device.read() }
+    }
+
+    /// `IoAcquireRemoveLock` with the IRP as tag; `false` once REMOVE has begun.
+    fn acquire(&self, irp: *mut IRP) -> bool {
+        // SAFETY:
+        // 1. The remove lock was initialised in AddDevice and lives in the extension until the
+        //    FDO is deleted, which waits for every holder.
+        // 2. The tag is the IRP pointer (released with the same tag); no file/line tracking.
+        let status = unsafe {
+            ss::IoAcquireRemoveLockEx(
+                self.remove_lock,
+                irp.cast_const().cast(),
+                c"".as_ptr().cast(),
+                0,
+                REMOVE_LOCK_SIZE,
+            )
+        };
+        nt_success(status)
+    }
+
+    fn release(&self, irp: *mut IRP) {
+        // SAFETY: releases a hold taken by `acquire` with the same tag.
+        unsafe {
+            ss::IoReleaseRemoveLockEx(self.remove_lock, irp.cast_const().cast(), REMOVE_LOCK_SIZE)
+        };
+    }
 }
 
 /// The entry point's work, for [`driver_entry!`](crate::driver_entry).
@@ -247,6 +326,15 @@ unsafe extern "system" fn add_device<D: FdoDriver>(
     driver: *const DRIVER_OBJECT,
     pdo: *const DEVICE_OBJECT,
 ) -> NtStatus {
+    const {
+        assert!(
+            align_of::<Extension<D>>() <= 16,
+            "device state needs more than 16-byte alignment"
+        )
+    };
+    let Some(pdo_ref) = NonNull::new(pdo.cast_mut()) else {
+        return STATUS_NO_SUCH_DEVICE;
+    };
     let mut fdo: *mut DEVICE_OBJECT = ptr::null_mut();
     // SAFETY:
     // 1. `driver` is this driver's live object (AddDevice contract); no name.
@@ -264,14 +352,14 @@ unsafe extern "system" fn add_device<D: FdoDriver>(
             &mut fdo,
         )
     };
-    if !nt_success(status) {
+    let Some(this) = NonNull::new(fdo).filter(|_| nt_success(status)) else {
         crate::error!(
             "{}: AddDevice: IoCreateDevice failed with {:#010x}",
             D::NAME,
             status as u32
         );
         return status;
-    }
+    };
     // SAFETY: `fdo` was just created and `pdo` is the live PDO the PnP manager passed;
     // AddDevice runs at PASSIVE_LEVEL.
     let lower = unsafe { ss::IoAttachDeviceToDeviceStack(fdo, pdo) };
@@ -287,17 +375,30 @@ unsafe extern "system" fn add_device<D: FdoDriver>(
     // SAFETY: `fdo` is the live device object just created.
     let object = unsafe { &mut *fdo };
     let extension = object.DeviceExtension.cast::<Extension<D>>();
-    // SAFETY: the extension is `size_of::<Extension<D>>()` bytes of nonpaged memory, aligned for
-    // pointers (and `Extension<D>` asks no more: checked below), owned by the new device
-    // object and uninitialised, so it is written, not assigned.
+    // SAFETY: the extension is `size_of::<Extension<D>>()` bytes of nonpaged memory, 16-byte
+    // aligned (checked above against `Extension<D>`), owned by the new device object and
+    // uninitialised, so it is written, not assigned.
     unsafe {
         ptr::write(
             extension,
             Extension {
-                lower: Lower(lower),
+                device: Device {
+                    this,
+                    lower: Lower(lower),
+                    pdo: pdo_ref,
+                },
+                remove_lock: UnsafeCell::new(Default::default()),
                 state: D::new_state(),
             },
         )
+    };
+    let remove_lock = extension
+        .wrapping_byte_add(offset_of!(Extension<D>, remove_lock))
+        .cast::<ss::IO_REMOVE_LOCK>();
+    // SAFETY: the extension was just initialised; the lock stays at this address until the FDO
+    // is deleted. No lock-time limits (free-build remove lock).
+    unsafe {
+        ss::IoInitializeRemoveLockEx(remove_lock, REMOVE_LOCK_TAG.value(), 0, 0, REMOVE_LOCK_SIZE)
     };
     object.Flags |= DO_POWER_PAGABLE;
     // Last: publishes the initialised extension.
@@ -306,46 +407,50 @@ unsafe extern "system" fn add_device<D: FdoDriver>(
     STATUS_SUCCESS
 }
 
-/// The device extension is allocated with pointer alignment; the state must not need more.
-const fn extension_alignment_fits<D: FdoDriver>() -> bool {
-    align_of::<Extension<D>>() <= align_of::<usize>() * 2
-}
-
 unsafe extern "system" fn dispatch_pnp<D: FdoDriver>(
     device: *const DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NtStatus {
-    const {
-        assert!(
-            extension_alignment_fits::<D>(),
-            "device state needs more than 16-byte alignment"
-        )
-    };
-    // SAFETY: `device` is one of this driver's FDOs (the only devices it creates).
-    let lower = unsafe { lower_of::<D>(device) };
-    // SAFETY: as above; the PnP manager serialises PnP IRPs for a device, so this is the only
-    // reference to the state.
-    let extension = unsafe { (*device).DeviceExtension }.cast::<Extension<D>>();
-    let state = extension
-        .wrapping_byte_add(offset_of!(Extension<D>, state))
-        .cast::<D::State>();
-    // SAFETY: the extension was initialised by AddDevice; only PnP dispatch borrows the state.
-    let state_ref = unsafe { &mut *state };
-    let Some(irp) = NonNull::new(irp) else {
+    let (Some(fields), Some(irp_ref)) = (fields::<D>(device), NonNull::new(irp)) else {
         return STATUS_NO_SUCH_DEVICE;
     };
-    let irp = Irp {
-        irp,
+    let owned = Irp {
+        irp: irp_ref,
         _not_send: PhantomData,
     };
-    match D::pnp(state_ref, lower, irp) {
-        Disposition::Keep(status) => status,
+    if !fields.acquire(irp) {
+        return owned.complete(STATUS_NO_SUCH_DEVICE, 0);
+    }
+    let removing = owned.minor_function() == IRP_MN_REMOVE_DEVICE;
+    if removing {
+        // SAFETY: releases this IRP's hold and waits until every other holder (power and WMI
+        // IRPs in flight) has released; later acquires fail, so no new IRP reaches the FDO.
+        unsafe {
+            ss::IoReleaseRemoveLockAndWaitEx(
+                fields.remove_lock,
+                irp.cast_const().cast(),
+                REMOVE_LOCK_SIZE,
+            )
+        };
+    }
+    let device_handle = fields.device();
+    // SAFETY: the extension was initialised by AddDevice; the PnP manager serialises PnP IRPs
+    // for a device and only PnP dispatch borrows the state, so this is the only reference.
+    let state = unsafe { &mut *fields.state };
+    let disposition = D::pnp(state, device_handle, owned);
+    match disposition {
+        Disposition::Keep(status) => {
+            if !removing {
+                fields.release(irp);
+            }
+            status
+        }
         Disposition::Delete(status) => {
-            // SAFETY: REMOVE has been passed down; the state is dropped once, here, and no
-            // dispatch routine uses it afterwards.
-            unsafe { ptr::drop_in_place(state) };
+            // SAFETY: REMOVE has been passed down and no other IRP holds the remove lock; the
+            // state is dropped once, here, and nothing uses it afterwards.
+            unsafe { ptr::drop_in_place(fields.state) };
             // SAFETY: the WDM order for REMOVE: pass down (done), detach, delete.
-            unsafe { ss::IoDetachDevice(lower.0.as_ptr()) };
+            unsafe { ss::IoDetachDevice(device_handle.lower.0.as_ptr()) };
             // SAFETY: the FDO is ours and detached; nothing uses it after this.
             unsafe { ss::IoDeleteDevice(device) };
             crate::info!("{}: FDO deleted", D::NAME);
@@ -358,20 +463,39 @@ unsafe extern "system" fn dispatch_power<D: FdoDriver>(
     device: *const DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NtStatus {
-    // SAFETY: `device` is one of this driver's FDOs.
-    let lower = unsafe { lower_of::<D>(device) };
+    let Some(fields) = fields::<D>(device) else {
+        return STATUS_NO_SUCH_DEVICE;
+    };
+    if !fields.acquire(irp) {
+        // SAFETY: the live power IRP is owned here; the next one may start, then this one is
+        // completed once.
+        unsafe { ss::PoStartNextPowerIrp(irp) };
+        // SAFETY: as above.
+        return unsafe { irp::complete(irp, STATUS_NO_SUCH_DEVICE, 0) };
+    }
+    let lower = fields.device().lower;
     // SAFETY: the I/O manager hands over a live power IRP; it is passed down once.
-    unsafe { irp::pass_power_down(lower.0.as_ptr(), irp) }
+    let status = unsafe { irp::pass_power_down(lower.0.as_ptr(), irp) };
+    fields.release(irp);
+    status
 }
 
 unsafe extern "system" fn dispatch_system_control<D: FdoDriver>(
     device: *const DEVICE_OBJECT,
     irp: *mut IRP,
 ) -> NtStatus {
-    // SAFETY: `device` is one of this driver's FDOs.
-    let lower = unsafe { lower_of::<D>(device) };
+    let Some(fields) = fields::<D>(device) else {
+        return STATUS_NO_SUCH_DEVICE;
+    };
+    if !fields.acquire(irp) {
+        // SAFETY: the live IRP is owned here and completed once.
+        return unsafe { irp::complete(irp, STATUS_NO_SUCH_DEVICE, 0) };
+    }
+    let lower = fields.device().lower;
     // SAFETY: no WMI provider is registered, so the live IRP is passed down once unchanged.
-    unsafe { irp::pass_down(lower.0.as_ptr(), irp) }
+    let status = unsafe { irp::pass_down(lower.0.as_ptr(), irp) };
+    fields.release(irp);
+    status
 }
 
 /// Defines the image's `DriverEntry` for an [`FdoDriver`]: `win_km::driver_entry!(MyDriver);`.

@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use win_km::status::{nt_success, STATUS_SUCCESS};
-use win_km::wdm::{Disposition, FdoDriver, Irp, Lower, PARTIAL_DESCRIPTOR_BYTES};
+use win_km::wdm::{Device, Disposition, FdoDriver, Irp, PARTIAL_DESCRIPTOR_BYTES};
 use win_km::{error, info, warn};
 
 use crate::platform::X86;
@@ -43,7 +43,8 @@ impl FdoDriver for XenPci {
         }
     }
 
-    fn pnp(state: &mut BusState, lower: Lower, mut irp: Irp) -> Disposition {
+    fn pnp(state: &mut BusState, device: Device, mut irp: Irp) -> Disposition {
+        let lower = device.lower();
         let minor = irp.minor_function();
         match state.pnp.on_pnp(minor) {
             FdoAction::Start => {

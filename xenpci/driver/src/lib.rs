@@ -10,6 +10,8 @@
 #![cfg_attr(target_os = "windows", no_std)]
 #![deny(unsafe_code)]
 
+pub mod child;
+pub mod ids;
 pub mod pnp;
 pub mod resources;
 pub mod start;
