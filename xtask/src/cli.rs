@@ -8,6 +8,8 @@ usage: cargo xtask <command> [options]
 
 commands:
   lab         boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
+  drivers     build every Windows driver into a .sys for x64 (target/drivers/x64), run clippy
+              for the Windows target and the image checks (installs its Debian packages as root)
   inf         stamp every driver's INF template into target/drivers/x64/ and check it
   wine-check  the Wine load test of the built drivers (see windows/WINE.md)
   help        show this text
@@ -48,6 +50,8 @@ pub enum Command {
     Lab(LabArgs),
     /// `cargo xtask lab --help`.
     LabHelp,
+    /// `cargo xtask drivers`.
+    Drivers,
 }
 
 /// What the lab should do.
@@ -97,8 +101,12 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         None => err("no command given"),
         Some("help" | "-h" | "--help") => Ok(Command::Help),
         Some("lab") => parse_lab(&args[1..]),
+        Some("drivers") => match args.get(1) {
+            None => Ok(Command::Drivers),
+            Some(extra) => err(format!("drivers takes no arguments, got '{extra}'")),
+        },
         Some(other) => err(format!(
-            "unknown command '{other}' (known: lab, inf, wine-check, help)"
+            "unknown command '{other}' (known: lab, drivers, inf, wine-check, help)"
         )),
     }
 }
@@ -271,6 +279,8 @@ mod tests {
     #[test]
     fn top_level() {
         assert_eq!(parse(&args("help")), Ok(Command::Help));
+        assert_eq!(parse(&args("drivers")), Ok(Command::Drivers));
+        assert!(parse(&args("drivers --fast")).is_err());
         assert_eq!(parse(&args("--help")), Ok(Command::Help));
         assert!(parse(&[]).is_err());
         assert!(parse(&args("build"))

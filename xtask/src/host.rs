@@ -148,13 +148,18 @@ pub fn package_versions(packages: &[&str]) -> String {
 
 /// Installs what is missing of [`HOST_PACKAGES`] with apt-get; returns what it installed.
 pub fn ensure_host_packages(log: &Path) -> Result<Vec<String>> {
-    let missing = missing_packages(HOST_PACKAGES);
+    ensure_packages(HOST_PACKAGES, log)
+}
+
+/// Installs what is missing of `packages` with apt-get (as root); returns what it installed.
+pub fn ensure_packages(packages: &[&str], log: &Path) -> Result<Vec<String>> {
+    let missing = missing_packages(packages);
     if missing.is_empty() {
         return Ok(missing);
     }
     if !is_root() {
         return Err(format!(
-            "packages missing: {}; run as root so the lab can install them, or run \
+            "packages missing: {}; run as root so they can be installed, or run \
              `apt-get install --no-install-recommends {}`",
             missing.join(" "),
             missing.join(" ")
@@ -173,7 +178,7 @@ pub fn ensure_host_packages(log: &Path) -> Result<Vec<String>> {
             .args(&missing),
         log,
     )?;
-    let still = missing_packages(HOST_PACKAGES);
+    let still = missing_packages(packages);
     if !still.is_empty() {
         return Err(format!("apt-get did not install: {}", still.join(" ")));
     }

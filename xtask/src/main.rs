@@ -2,6 +2,8 @@
 //!
 //! - `cargo xtask lab`: boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
 //!   (see `lab/README.md`).
+//! - `cargo xtask drivers`: build the Windows drivers into `.sys` images, run clippy for the
+//!   Windows target and the image checks (see the README).
 //! - `cargo xtask inf`: stamp every driver's INF template into `target/drivers/x64/` and check it.
 //! - `cargo xtask wine-check`: the Wine load test of the built drivers (see `windows/WINE.md`).
 #![forbid(unsafe_code)]
@@ -9,11 +11,13 @@
 use std::process::ExitCode;
 
 mod cli;
+mod drivers;
 mod host;
 mod inf;
 mod initramfs;
 mod lab;
 mod pe;
+mod pe_check;
 mod qemu;
 mod report;
 mod wine;
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(cli::Command::Lab(lab_args)) => lab::main(&lab_args),
+        Ok(cli::Command::Drivers) => drivers::main(),
         Err(e) => {
             let usage = if args.first().is_some_and(|a| a == "lab") {
                 cli::LAB_USAGE

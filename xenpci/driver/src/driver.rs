@@ -1,0 +1,128 @@
+//! The bus driver's FDO: the PnP handling of [`crate::pnp`] and the start checks of
+//! [`crate::start`] over `win-km`'s WDM layer. No `unsafe` here.
+#![forbid(unsafe_code)]
+
+use win_km::status::{nt_success, STATUS_SUCCESS};
+use win_km::wdm::{Device, Disposition, FdoDriver, Irp, PARTIAL_DESCRIPTOR_BYTES};
+use win_km::{error, info, warn};
+
+use crate::platform::X86;
+use crate::pnp::{Fdo, FdoAction};
+use crate::resources::{Descriptor, DESCRIPTOR_BYTES, MAX_DESCRIPTORS};
+use crate::start::{check_platform, Platform, StartFailure};
+
+const _: () = assert!(DESCRIPTOR_BYTES == PARTIAL_DESCRIPTOR_BYTES);
+
+/// `FILE_DEVICE_BUS_EXTENDER`.
+const FILE_DEVICE_BUS_EXTENDER: u32 = 0x2A;
+
+/// The CPU, shared by every device of the driver.
+static CPU: X86 = X86::new();
+
+/// The bus driver.
+#[derive(Debug)]
+pub struct XenPci;
+
+/// The state of the FDO on the Xen platform PCI device.
+#[derive(Debug)]
+pub struct BusState {
+    pnp: Fdo,
+    /// What START found, while the device is started.
+    platform: Option<Platform>,
+}
+
+impl FdoDriver for XenPci {
+    type State = BusState;
+    const DEVICE_TYPE: u32 = FILE_DEVICE_BUS_EXTENDER;
+    const NAME: &'static str = "xenpci";
+
+    fn new_state() -> BusState {
+        BusState {
+            pnp: Fdo::new(),
+            platform: None,
+        }
+    }
+
+    fn pnp(state: &mut BusState, device: Device, mut irp: Irp) -> Disposition {
+        let lower = device.lower();
+        let minor = irp.minor_function();
+        match state.pnp.on_pnp(minor) {
+            FdoAction::Start => {
+                let lower_status = irp.forward_and_wait(lower);
+                let result = if nt_success(lower_status) {
+                    start(&irp)
+                } else {
+                    Err(StartFailure::LowerDrivers(lower_status))
+                };
+                let status = match result {
+                    Ok(platform) => {
+                        state.platform = Some(platform);
+                        STATUS_SUCCESS
+                    }
+                    Err(failure) => {
+                        error!("xenpci: START failed: {failure}");
+                        failure.status()
+                    }
+                };
+                state.pnp.start_finished(nt_success(status));
+                Disposition::Keep(irp.complete(status, 0))
+            }
+            FdoAction::SucceedAndPassDown => Disposition::Keep(irp.succeed_and_pass_down(lower)),
+            FdoAction::ReleaseAndPassDown => {
+                release(state);
+                Disposition::Keep(irp.succeed_and_pass_down(lower))
+            }
+            FdoAction::Remove { release: held } => {
+                if held {
+                    release(state);
+                }
+                info!("xenpci: REMOVE");
+                Disposition::Delete(irp.succeed_and_pass_down(lower))
+            }
+            FdoAction::PassDown => Disposition::Keep(irp.pass_down(lower)),
+            FdoAction::Complete(status) => {
+                if status != STATUS_SUCCESS {
+                    warn!(
+                        "xenpci: PnP minor {minor:#x} refused with {:#010x}",
+                        status as u32
+                    );
+                }
+                Disposition::Keep(irp.complete_keeping_information(status))
+            }
+        }
+    }
+}
+
+/// The start checks after the lower drivers started the device.
+fn start(irp: &Irp) -> Result<Platform, StartFailure> {
+    let mut raw = [[0u8; DESCRIPTOR_BYTES]; MAX_DESCRIPTORS];
+    let found = irp.start_resources_translated(&mut raw);
+    let mut descriptors = [Descriptor::Other(0); MAX_DESCRIPTORS + 1];
+    let list = found.map(|n| {
+        for (d, r) in descriptors.iter_mut().zip(&raw).take(n) {
+            *d = Descriptor::decode(r);
+        }
+        // More than `MAX_DESCRIPTORS`: hand `select` one too many, which it refuses.
+        &descriptors[..n.min(MAX_DESCRIPTORS + 1)]
+    });
+    let platform = check_platform(&CPU, list)?;
+    let r = platform.resources;
+    info!(
+        "xenpci: START: Xen {}.{} (CPUID base {:#x}); window {:#x}+{:#x}; interrupt {:?}",
+        platform.xen.version.major,
+        platform.xen.version.minor,
+        platform.xen.base,
+        r.window_start,
+        r.window_length,
+        r.interrupt
+    );
+    CPU.set_window(r.window_start, r.window_length);
+    Ok(platform)
+}
+
+fn release(state: &mut BusState) {
+    if state.platform.take().is_some() {
+        CPU.set_window(0, 0);
+        info!("xenpci: hardware released");
+    }
+}

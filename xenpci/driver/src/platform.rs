@@ -1,0 +1,204 @@
+//! The x86-64 instructions behind `xenpci-core`'s [`Hypervisor`] and [`PortIo`] traits: CPUID,
+//! WRMSR, port I/O and the `vmcall`/`vmmcall` hypercall instructions.
+//!
+//! Xen's 64-bit HVM hypercall ABI: the hypercall number in RAX, arguments in RDI, RSI, RDX, R10,
+//! R8; the result in RAX; Xen may change the argument registers. Arguments are guest virtual
+//! addresses of nonpaged memory (the caller's stack or pool).
+//!
+//! The hypercall-page fallback is not offered (no executable page is allocated), and the window
+//! for Xen pages is a bump allocator over the memory BAR set with [`X86::set_window`].
+#![allow(unsafe_code)]
+
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use xenpci_core::hypervisor::{HypercallMechanism, Hypervisor, PortIo};
+
+const PAGE_SHIFT: u32 = 12;
+const MECHANISM_NONE: u8 = 0;
+const MECHANISM_VMCALL: u8 = 1;
+const MECHANISM_VMMCALL: u8 = 2;
+/// Hypercall failure when no instruction was chosen: `-ENOSYS`.
+const ENOSYS: i64 = -38;
+
+/// The bus's view of the CPU. One instance is shared by all vCPUs; every field is atomic.
+#[derive(Debug)]
+pub struct X86 {
+    mechanism: AtomicU8,
+    /// Next free GFN of the window, and the GFN after its end.
+    next_gfn: AtomicU64,
+    end_gfn: AtomicU64,
+}
+
+impl X86 {
+    /// No window, no hypercall mechanism chosen.
+    pub const fn new() -> Self {
+        Self {
+            mechanism: AtomicU8::new(MECHANISM_NONE),
+            next_gfn: AtomicU64::new(0),
+            end_gfn: AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the physical window for Xen pages (the memory BAR), dropping any earlier one.
+    pub fn set_window(&self, start: u64, length: u64) {
+        let first = start >> PAGE_SHIFT;
+        self.end_gfn
+            .store(first + (length >> PAGE_SHIFT), Ordering::Release);
+        self.next_gfn.store(first, Ordering::Release);
+    }
+}
+
+impl PortIo for X86 {
+    fn inb(&self, port: u16) -> u8 {
+        let value: u8;
+        // SAFETY: port I/O is permitted at CPL 0; the core only reads QEMU's unplug ports.
+        unsafe {
+            asm!("in al, dx", in("dx") port, out("al") value, options(nomem, nostack, preserves_flags))
+        };
+        value
+    }
+    fn inw(&self, port: u16) -> u16 {
+        let value: u16;
+        // SAFETY: as `inb`.
+        unsafe {
+            asm!("in ax, dx", in("dx") port, out("ax") value, options(nomem, nostack, preserves_flags))
+        };
+        value
+    }
+    fn inl(&self, port: u16) -> u32 {
+        let value: u32;
+        // SAFETY: as `inb`.
+        unsafe {
+            asm!("in eax, dx", in("dx") port, out("eax") value, options(nomem, nostack, preserves_flags))
+        };
+        value
+    }
+    fn outb(&self, port: u16, value: u8) {
+        // SAFETY: port I/O is permitted at CPL 0; the core only writes QEMU's unplug ports.
+        unsafe {
+            asm!("out dx, al", in("dx") port, in("al") value, options(nomem, nostack, preserves_flags))
+        };
+    }
+    fn outw(&self, port: u16, value: u16) {
+        // SAFETY: as `outb`.
+        unsafe {
+            asm!("out dx, ax", in("dx") port, in("ax") value, options(nomem, nostack, preserves_flags))
+        };
+    }
+    fn outl(&self, port: u16, value: u32) {
+        // SAFETY: as `outb`.
+        unsafe {
+            asm!("out dx, eax", in("dx") port, in("eax") value, options(nomem, nostack, preserves_flags))
+        };
+    }
+}
+
+fn vmcall(op: u32, a1: u64, a2: u64, a3: u64, amd: bool) -> i64 {
+    let mut rax = u64::from(op);
+    if amd {
+        // SAFETY: Xen's hypercall ABI (module docs); the argument pointers are valid for the
+        // hypercall's reads and writes (the callers' contract); the argument registers are
+        // declared clobbered.
+        unsafe {
+            asm!("vmmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
+                 inout("rdx") a3 => _, options(nostack))
+        };
+    } else {
+        // SAFETY: as above, with Intel's instruction.
+        unsafe {
+            asm!("vmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
+                 inout("rdx") a3 => _, options(nostack))
+        };
+    }
+    rax as i64
+}
+
+impl Hypervisor for X86 {
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
+
+    fn write_msr(&self, msr: u32, value: u64) {
+        // SAFETY: WRMSR at CPL 0 on the MSR Xen names in its CPUID leaf (the core's only use).
+        unsafe {
+            asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+                 options(nostack, preserves_flags))
+        };
+    }
+
+    fn set_hypercall_mechanism(&self, mechanism: HypercallMechanism) {
+        let code = match mechanism {
+            HypercallMechanism::Vmcall => MECHANISM_VMCALL,
+            HypercallMechanism::Vmmcall => MECHANISM_VMMCALL,
+            // Never offered: `allocate_hypercall_page` returns `None`.
+            HypercallMechanism::HypercallPage { .. } => MECHANISM_NONE,
+        };
+        self.mechanism.store(code, Ordering::Release);
+    }
+
+    fn hypercall(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64 {
+        let address = if arg.is_empty() {
+            0
+        } else {
+            arg.as_mut_ptr() as u64
+        };
+        match self.mechanism.load(Ordering::Acquire) {
+            MECHANISM_VMCALL => vmcall(op, cmd, address, 0, false),
+            MECHANISM_VMMCALL => vmcall(op, cmd, address, 0, true),
+            _ => ENOSYS,
+        }
+    }
+
+    fn hypercall_with_buffer(
+        &self,
+        op: u32,
+        cmd: u64,
+        arg: &mut [u8],
+        handle_offset: usize,
+        buffer: &mut [u8],
+    ) -> i64 {
+        let Some(handle) = arg.get_mut(handle_offset..handle_offset + 8) else {
+            return -22; // -EINVAL: the core guarantees this does not happen.
+        };
+        handle.copy_from_slice(&(buffer.as_mut_ptr() as u64).to_le_bytes());
+        self.hypercall(op, cmd, arg)
+    }
+
+    fn allocate_frames(&self, count: u32) -> Option<u64> {
+        let end = self.end_gfn.load(Ordering::Acquire);
+        self.next_gfn
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |next| {
+                next.checked_add(u64::from(count))
+                    .filter(|&after| after <= end)
+            })
+            .ok()
+    }
+
+    fn allocate_hypercall_page(&self) -> Option<u64> {
+        None
+    }
+
+    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
+        const HYPERVISOR_VCPU_OP: u32 = 24;
+        let address = arg.as_mut_ptr() as u64;
+        match self.mechanism.load(Ordering::Acquire) {
+            MECHANISM_VMCALL => vmcall(
+                HYPERVISOR_VCPU_OP,
+                u64::from(cmd),
+                u64::from(vcpu),
+                address,
+                false,
+            ),
+            MECHANISM_VMMCALL => vmcall(
+                HYPERVISOR_VCPU_OP,
+                u64::from(cmd),
+                u64::from(vcpu),
+                address,
+                true,
+            ),
+            _ => ENOSYS,
+        }
+    }
+}
