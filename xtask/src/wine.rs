@@ -29,7 +29,8 @@ pub const WINE_PE_DIR: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows";
 
 /// The Wine debug channels the analysis needs: the driver's `DbgPrint` (`warn+debugstr`), the
 /// PnP manager (`+plugplay`) and the driver loader (`+ntoskrnl`); errors stay on.
-pub const WINE_DEBUG: &str = "err+all,warn+debugstr,+plugplay,+ntoskrnl";
+/// `warn+module` names each import Wine could not resolve (`No implementation for ...`).
+pub const WINE_DEBUG: &str = "err+all,warn+debugstr,warn+module,+plugplay,+ntoskrnl";
 
 /// The options of `cargo xtask wine-check`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -455,6 +456,15 @@ fn run_phase(
     let _ = quiet("wineserver", &["-k"]);
     let _ = wait(server, Duration::from_secs(30), "wineserver");
     let (install, remove, services, parameters, text) = result?;
+    let unresolved = unresolved_imports(&text, service);
+    println!(
+        "  note  imports Wine's loader left unresolved (stubs that fault if called): {}",
+        if unresolved.is_empty() {
+            "none".to_owned()
+        } else {
+            unresolved.join(", ")
+        }
+    );
 
     let mut checks = Vec::new();
     checks.push(match install {
@@ -465,6 +475,15 @@ fn run_phase(
         ),
     });
     let inf_text = fs::read(&phase.inf).map_err(|e| format!("{}: {e}", phase.inf.display()))?;
+    checks.push(
+        match win_inf::check_bytes(&inf_text, win_inf::Arch::Amd64) {
+            Ok(_) => pass("the INF passes the INF checker", "no problem found"),
+            Err(e) => fail(
+                "the INF passes the INF checker",
+                e.to_string().replace('\n', "; "),
+            ),
+        },
+    );
     checks.extend(service_checks(&inf_text, service, &services, &parameters));
     checks.extend(analyse(&text, service));
     checks.push(match remove {
@@ -740,6 +759,18 @@ pub fn analyse(log: &str, service: &str) -> Vec<Check> {
     checks
 }
 
+/// Imports of `<service>.sys` that Wine's loader could not resolve (`warn+module`). The image
+/// loads anyway, each such import pointing at a stub that raises an exception when called; a
+/// call therefore shows as an exception, which [`analyse`] fails on.
+pub fn unresolved_imports(log: &str, service: &str) -> Vec<String> {
+    let image = format!("\\\\drivers\\\\{service}.sys\"").to_ascii_lowercase();
+    log.lines()
+        .filter(|l| l.contains("No implementation for ") && l.to_ascii_lowercase().contains(&image))
+        .filter_map(|l| l.split("No implementation for ").nth(1)?.split(' ').next())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// The static import report: each import of the image and whether Wine's module exports it;
 /// names the image holds as UTF-16 strings (routines resolved at run time with
 /// `MmGetSystemRoutineAddress`) and whether Wine's ntoskrnl.exe exports them.
@@ -884,6 +915,17 @@ mod tests {
             1,
         );
         assert!(failures(&other_thread_only)[0].starts_with("AddDevice ran and succeeded"));
+    }
+
+    #[test]
+    fn unresolved_imports_of_our_image_only() {
+        let log = "0110:warn:module:import_dll No implementation for ntoskrnl.exe.ExAllocatePool2 imported from L\"C:\\\\windows\\\\system32\\\\drivers\\\\drv.sys\", setting to 00000000021A0000\n\
+                   0110:warn:module:import_dll No implementation for ntoskrnl.exe.Foo imported from L\"C:\\\\windows\\\\system32\\\\drivers\\\\other.sys\", setting to 0\n";
+        assert_eq!(
+            unresolved_imports(log, "drv"),
+            ["ntoskrnl.exe.ExAllocatePool2"]
+        );
+        assert!(unresolved_imports(log, "dr").is_empty());
     }
 
     #[test]
