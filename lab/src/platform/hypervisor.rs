@@ -297,3 +297,28 @@ impl Hypervisor for LinuxHypervisor {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buffers_are_placed_at_8_byte_boundaries_inside_the_page() {
+        let mut next = 0;
+        assert_eq!(reserve(&mut next, 3), Some(0));
+        assert_eq!(reserve(&mut next, 16), Some(8));
+        assert_eq!(next, 24);
+        assert_eq!(reserve(&mut next, PAGE_SIZE - 24), Some(24));
+        assert_eq!(reserve(&mut next, 0), Some(PAGE_SIZE));
+        assert_eq!(reserve(&mut next, 1), None);
+        let mut next = 1;
+        assert_eq!(reserve(&mut next, usize::MAX), None);
+        assert_eq!(next, 1, "a refused reservation takes nothing");
+    }
+
+    #[test]
+    fn the_ioctl_number_is_linuxs() {
+        // _IOC(_IOC_NONE, 'P', 0, 48) from include/uapi/xen/privcmd.h on x86_64.
+        assert_eq!(IOCTL_PRIVCMD_HYPERCALL, 0x0030_5000);
+    }
+}
