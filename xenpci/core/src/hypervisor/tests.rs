@@ -29,7 +29,7 @@ use xen_abi::sched::SCHEDOP_SHUTDOWN;
 use xen_abi::shared_info::{
     SharedInfo, VcpuRegisterVcpuInfo, VcpuTimeInfo, VCPUOP_REGISTER_VCPU_INFO,
 };
-use xen_abi::version::{FeatureInfo, XENVER_GET_FEATURES, XENVER_VERSION};
+use xen_abi::version::{FeatureInfo, XENVER_EXTRAVERSION, XENVER_GET_FEATURES, XENVER_VERSION};
 use zerocopy::{FromBytes, FromZeros, IntoBytes};
 
 use super::calls::{self, invoke, GNTTABOP_QUERY_SIZE_CALL};
@@ -341,6 +341,14 @@ impl FakeXen {
                 0
             }
             (HYPERVISOR_SCHED_OP, SCHEDOP_SHUTDOWN) => 1,
+            (HYPERVISOR_XEN_VERSION, XENVER_EXTRAVERSION) => {
+                let Some(out) = arg.get_mut(..16) else {
+                    return -14;
+                };
+                out.fill(0);
+                out[..6].copy_from_slice(b".3-rc1");
+                0
+            }
             (HYPERVISOR_XEN_VERSION, XENVER_GET_FEATURES) => {
                 let mut a = FeatureInfo::read_from_bytes(arg).unwrap();
                 a.submap = self.features;
@@ -766,6 +774,11 @@ fn every_wrapper_passes_what_xen_reads() {
         })
     );
     assert_eq!(version::features(&f), Ok(Features::HVM_CALLBACK_VECTOR));
+    let extra = version::extraversion(&f).unwrap();
+    assert_eq!(version::extraversion_str(&extra), Some(".3-rc1"));
+    let mut bad = extra;
+    bad[0] = 0xff;
+    assert_eq!(version::extraversion_str(&bad), None);
     gnttab::query_size(&f).unwrap();
     gnttab::get_version(&f).unwrap();
     gnttab::set_version(&f, 1).unwrap();
