@@ -5,9 +5,24 @@
 //! Hypercalls reach the same model as the trait-level handles: `EVTCHNOP_*` go to the event
 //! channels, `GNTTABOP_query_size`/`get_version`/`set_version` and `XENMEM_add_to_physmap` to the
 //! grant table and shared-info page (mapping really moves the page to the GFN asked for), HVM
-//! parameters to a table the xenstore ring fills in. Misuse is counted in
-//! [`HvState::violations`] rather than panicking: a hypercall before a mechanism was chosen, the
-//! wrong instruction for the CPU vendor (which would fault), or a hypercall page never installed.
+//! parameters to a table the xenstore ring fills in. `GNTTABOP_setup_table` fills the frame list
+//! its structure names through a guest handle ([`Arg::BufferWithHandle`]).
+//!
+//! Every call is decoded as Xen's handler reads its registers, from the handlers' prototypes
+//! (`do_grant_table_op(cmd, uop, count)`, `do_vcpu_op(cmd, vcpuid, arg)`, two registers for the
+//! others), not from the core's table: a register the handler reads that was not passed reads as
+//! 0, as it would on hardware, and is a violation; so is a register passed that the handler does
+//! not read. The handlers' own argument checks follow Xen 4.17: `count != 1` for
+//! `GNTTABOP_query_size`/`setup_table` is `-EINVAL`, as is a negative count or continuation bits
+//! on any grant-table sub-op; `XENVER_get_features` beyond submap 0 and `XENVER_pagesize` with a
+//! handle are `-EINVAL`; HVM parameters at or beyond `HVM_NR_PARAMS` (39) are `-EINVAL`;
+//! `VCPUOP_register_vcpu_info` with an offset past the page or unaligned is `-ENXIO`, and a
+//! second registration `-EINVAL`; a NULL or short structure is `-EFAULT`.
+//!
+//! Misuse is counted in [`HvState::violations`] rather than panicking: a hypercall before a
+//! mechanism was chosen, the wrong instruction for the CPU vendor (which would fault), a
+//! hypercall page never installed, or a register the handler reads left out (or one it does not
+//! read passed).
 
 use std::collections::BTreeMap;
 
@@ -18,8 +33,9 @@ use xen_abi::cpuid::{
 };
 use xen_abi::event_channel::*;
 use xen_abi::grant_table::{
-    GnttabGetVersion, GnttabQuerySize, GnttabSetVersion, GNTST_OKAY, GNTTABOP_GET_VERSION,
-    GNTTABOP_QUERY_SIZE, GNTTABOP_SET_VERSION,
+    GnttabGetVersion, GnttabQuerySize, GnttabSetVersion, GnttabSetupTable, GNTST_GENERAL_ERROR,
+    GNTST_OKAY, GNTTABOP_GET_VERSION, GNTTABOP_QUERY_SIZE, GNTTABOP_SETUP_TABLE,
+    GNTTABOP_SET_VERSION,
 };
 use xen_abi::hvm::{
     HvmEvtchnUpcallVector, HvmParam, HVMOP_GET_PARAM, HVMOP_SET_EVTCHN_UPCALL_VECTOR,
@@ -40,9 +56,11 @@ use xen_abi::unplug::{
     PORT_LOG, PORT_MAGIC, PORT_PROTOCOL_VERSION, PORT_UNPLUG, UNPLUG_MAGIC,
     UNPLUG_MAGIC_BLACKLISTED,
 };
-use xen_abi::version::{FeatureInfo, XENVER_GET_FEATURES, XENVER_PAGESIZE, XENVER_VERSION};
+use xen_abi::version::{
+    FeatureInfo, XENVER_EXTRAVERSION, XENVER_GET_FEATURES, XENVER_PAGESIZE, XENVER_VERSION,
+};
 use xenpci_core::evtchn::{EventChannelOps, XenErrno};
-use xenpci_core::hypervisor::{HypercallMechanism, Hypervisor, PortIo};
+use xenpci_core::hypervisor::{Arg, HypercallMechanism, Hypervisor, PortIo};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 use crate::memory::PAGE_SIZE;
@@ -91,6 +109,8 @@ pub struct HvConfig {
     pub unplug: UnplugMode,
     /// Whether `GNTTABOP_get_version`/`set_version` exist (`ENOSYS` if not).
     pub grant_version_ops: bool,
+    /// `XENVER_extraversion` (at most 15 bytes are answered, NUL-padded to 16).
+    pub extraversion: &'static str,
 }
 
 impl Default for HvConfig {
@@ -107,6 +127,7 @@ impl Default for HvConfig {
             window_frames: 64,
             unplug: UnplugMode::Available,
             grant_version_ops: true,
+            extraversion: ".7-sim",
         }
     }
 }
@@ -131,7 +152,7 @@ pub struct HvState {
     pub hypercall_page: Option<u64>,
     /// MSR writes, in order.
     pub msr_writes: Vec<(u32, u64)>,
-    /// Hypercalls made, in order: (op, cmd).
+    /// Hypercalls made, in order: (op, cmd) (the sub-op register; 0 if it was not a number).
     pub calls: Vec<(u32, u64)>,
     /// Misuse noticed (see the module documentation).
     pub violations: Vec<String>,
@@ -265,46 +286,201 @@ impl SimHypervisor {
         }
     }
 
-    fn dispatch(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64 {
+    /// Decodes the registers as the handler of `op` reads them (see the module docs) and runs
+    /// the call.
+    fn dispatch(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64 {
         let enosys = -i64::from(XenErrno::ENOSYS.0);
+        let efault = -i64::from(XenErrno::EFAULT.0);
+        let einval = -i64::from(XenErrno::EINVAL.0);
+        let arity = match op {
+            HYPERVISOR_GRANT_TABLE_OP | HYPERVISOR_VCPU_OP => 3,
+            HYPERVISOR_EVENT_CHANNEL_OP
+            | HYPERVISOR_MEMORY_OP
+            | HYPERVISOR_HVM_OP
+            | HYPERVISOR_XEN_VERSION
+            | HYPERVISOR_SCHED_OP => 2,
+            _ => return enosys,
+        };
+        for (i, arg) in args.iter().enumerate() {
+            if i < arity && *arg == Arg::Unused {
+                self.violation(format!(
+                    "hypercall {op}: register {} is read by Xen but was not passed",
+                    i + 1
+                ));
+            } else if i >= arity && *arg != Arg::Unused {
+                self.violation(format!(
+                    "hypercall {op}: register {} is passed but Xen does not read it",
+                    i + 1
+                ));
+            }
+        }
+        let [cmd, second, third, ..] = args;
+        let Some(cmd) = cmd.scalar() else {
+            self.violation(format!("hypercall {op}: an address as the sub-op"));
+            return einval;
+        };
         let Ok(cmd32) = u32::try_from(cmd) else {
             return enosys;
         };
         match op {
-            HYPERVISOR_EVENT_CHANNEL_OP => self.evtchn_op(cmd32, arg),
-            HYPERVISOR_MEMORY_OP if cmd32 == XENMEM_ADD_TO_PHYSMAP => {
+            HYPERVISOR_EVENT_CHANNEL_OP => match second {
+                Arg::Buffer(arg) => self.evtchn_op(cmd32, arg),
+                _ => efault,
+            },
+            HYPERVISOR_MEMORY_OP => {
+                // Bits 6 and up of the command are the continuation's start extent.
+                if cmd32 != XENMEM_ADD_TO_PHYSMAP {
+                    return enosys;
+                }
+                let Arg::Buffer(arg) = second else {
+                    return efault;
+                };
                 with_arg(arg, |a: &mut AddToPhysmap| {
                     self.xen.with(|s| add_to_physmap(s, a)).map(|()| 0i64)
                 })
             }
-            HYPERVISOR_GRANT_TABLE_OP => self.xen.with(|s| grant_op(s, cmd32, arg)),
-            HYPERVISOR_HVM_OP => self.xen.with(|s| hvm_op(s, cmd32, arg)),
+            HYPERVISOR_GRANT_TABLE_OP => {
+                // do_grant_table_op: a negative count, then continuation bits on a sub-op
+                // that has none.
+                let count = third.scalar().unwrap_or(u64::MAX) as u32;
+                if (count as i32) < 0 || cmd32 & !0x7f != 0 {
+                    return einval;
+                }
+                match second {
+                    Arg::Buffer(arg) => self.xen.with(|s| grant_op(s, cmd32, count, arg)),
+                    Arg::BufferWithHandle {
+                        arg,
+                        handle_offset,
+                        buffer,
+                    } if cmd32 == GNTTABOP_SETUP_TABLE => {
+                        if count != 1 {
+                            return einval;
+                        }
+                        self.xen
+                            .with(|s| setup_table(s, arg, *handle_offset, buffer))
+                    }
+                    _ => efault,
+                }
+            }
+            HYPERVISOR_HVM_OP => match second {
+                Arg::Buffer(arg) => self.xen.with(|s| hvm_op(s, cmd32, arg)),
+                _ => efault,
+            },
             HYPERVISOR_XEN_VERSION => {
                 let s = self.xen.lock();
-                match cmd32 {
-                    XENVER_VERSION => i64::from(s.config.hv.version),
-                    XENVER_PAGESIZE => PAGE_SIZE as i64,
-                    XENVER_GET_FEATURES => with_arg(arg, |a: &mut FeatureInfo| {
-                        a.submap = if a.submap_idx == 0 {
-                            s.config.hv.xen_features
-                        } else {
-                            0
-                        };
-                        Ok(0i64)
-                    }),
+                match (cmd32, second) {
+                    // The handle is not read.
+                    (XENVER_VERSION, _) => i64::from(s.config.hv.version),
+                    (XENVER_PAGESIZE, Arg::Null | Arg::Unused) => PAGE_SIZE as i64,
+                    (XENVER_PAGESIZE, _) => einval,
+                    (XENVER_EXTRAVERSION, Arg::Buffer(out)) => {
+                        let mut text = [0u8; 16];
+                        let extra = s.config.hv.extraversion.as_bytes();
+                        let n = extra.len().min(15);
+                        text[..n].copy_from_slice(&extra[..n]);
+                        match out.get_mut(..16) {
+                            Some(out) => {
+                                out.copy_from_slice(&text);
+                                0
+                            }
+                            None => efault,
+                        }
+                    }
+                    (XENVER_GET_FEATURES, Arg::Buffer(arg)) => {
+                        with_arg(arg, |a: &mut FeatureInfo| {
+                            if a.submap_idx != 0 {
+                                return Err(XenErrno::EINVAL);
+                            }
+                            a.submap = s.config.hv.xen_features;
+                            Ok(0i64)
+                        })
+                    }
+                    (XENVER_EXTRAVERSION | XENVER_GET_FEATURES, _) => efault,
                     _ => enosys,
                 }
             }
-            HYPERVISOR_SCHED_OP => match cmd32 {
-                SCHEDOP_YIELD => 0,
-                SCHEDOP_SHUTDOWN => with_arg(arg, |a: &mut SchedShutdown| {
+            HYPERVISOR_SCHED_OP => match (cmd32, second) {
+                (SCHEDOP_YIELD, _) => 0,
+                (SCHEDOP_SHUTDOWN, Arg::Buffer(arg)) => with_arg(arg, |a: &mut SchedShutdown| {
                     Ok(self.xen.with(|s| shutdown(s, a.reason)))
                 }),
+                (SCHEDOP_SHUTDOWN, _) => efault,
                 _ => enosys,
             },
+            HYPERVISOR_VCPU_OP => {
+                let vcpu = second.scalar();
+                match (vcpu, third) {
+                    (Some(vcpu), Arg::Buffer(arg)) => self.vcpu_op(cmd32, vcpu, arg),
+                    (None, _) => {
+                        self.violation("vcpu_op: an address as the vCPU id".to_owned());
+                        efault
+                    }
+                    _ => efault,
+                }
+            }
             _ => enosys,
         }
     }
+
+    fn vcpu_op(&self, cmd: u32, vcpu: u64, arg: &mut [u8]) -> i64 {
+        if cmd != VCPUOP_REGISTER_VCPU_INFO {
+            return -i64::from(XenErrno::ENOSYS.0);
+        }
+        self.xen.with(|s| {
+            with_arg(arg, |a: &mut VcpuRegisterVcpuInfo| {
+                let vcpu = u32::try_from(vcpu).map_err(|_| XenErrno::ENOENT)?;
+                if vcpu >= s.config.vcpus {
+                    return Err(XenErrno::ENOENT);
+                }
+                // map_vcpu_info: inside the page and aligned, else ENXIO; once per vCPU.
+                let size = size_of::<xen_abi::shared_info::VcpuInfo>();
+                if a.offset as usize > PAGE_SIZE - size || a.offset % 8 != 0 {
+                    return Err(XenErrno::ENXIO);
+                }
+                if s.hv.vcpu_info.contains_key(&vcpu) {
+                    return Err(XenErrno::EINVAL);
+                }
+                s.hv.vcpu_info.insert(vcpu, (a.mfn, a.offset));
+                Ok(0i64)
+            })
+        })
+    }
+}
+
+/// `GNTTABOP_setup_table` for this domain: grows the table to `nr_frames` (up to the maximum)
+/// and writes the frames' GFNs into the list the structure's handle names.
+fn setup_table(s: &mut State, arg: &mut [u8], handle_offset: usize, list: &mut [u8]) -> i64 {
+    let Ok(mut a) = GnttabSetupTable::read_from_bytes(arg) else {
+        return -i64::from(XenErrno::EFAULT.0);
+    };
+    // The handle the platform wrote must sit in the structure's `frame_list` field, and name
+    // room for `nr_frames` entries (guest_handle_okay).
+    let field = core::mem::offset_of!(GnttabSetupTable, frame_list);
+    if handle_offset != field || list.len() < a.nr_frames as usize * 8 {
+        s.hv.violations.push(format!(
+            "setup_table: handle at byte {handle_offset} naming {} bytes for {} frames",
+            list.len(),
+            a.nr_frames
+        ));
+        return -i64::from(XenErrno::EFAULT.0);
+    }
+    if a.dom != DOMID_SELF && a.dom != s.config.guest_domid {
+        a.status = xen_abi::grant_table::GNTST_BAD_DOMAIN;
+    } else if a.nr_frames > s.config.max_grant_frames
+        || s.grants.setup(&mut s.mem, a.nr_frames).is_err()
+    {
+        a.status = GNTST_GENERAL_ERROR;
+    } else {
+        for (out, gfn) in list.chunks_exact_mut(8).zip(s.grants.frames()) {
+            out.copy_from_slice(&gfn.to_le_bytes());
+        }
+        a.status = GNTST_OKAY;
+    }
+    // Only status is written back (`__copy_field_to_guest`); keep the platform's handle.
+    let mut out = a;
+    out.frame_list = GnttabSetupTable::read_from_bytes(arg).map_or(0, |o| o.frame_list);
+    arg.copy_from_slice(out.as_bytes());
+    0
 }
 
 fn add_to_physmap(s: &mut State, a: &AddToPhysmap) -> Result<(), XenErrno> {
@@ -349,9 +525,11 @@ fn move_page(s: &mut State, from: u64, to: u64) {
     s.mem.depopulate(from);
 }
 
-fn grant_op(s: &mut State, cmd: u32, arg: &mut [u8]) -> i64 {
+fn grant_op(s: &mut State, cmd: u32, count: u32, arg: &mut [u8]) -> i64 {
     let enosys = -i64::from(XenErrno::ENOSYS.0);
     match cmd {
+        // gnttab_query_size: exactly one structure (set/get_version do not read `count`).
+        GNTTABOP_QUERY_SIZE if count != 1 => -i64::from(XenErrno::EINVAL.0),
         GNTTABOP_QUERY_SIZE => with_arg(arg, |a: &mut GnttabQuerySize| {
             a.nr_frames = s.grants.frames().len() as u32;
             a.max_nr_frames = s.config.max_grant_frames;
@@ -384,7 +562,8 @@ fn hvm_op(s: &mut State, cmd: u32, arg: &mut [u8]) -> i64 {
             if a.domid != DOMID_SELF && a.domid != s.config.guest_domid {
                 return Err(XenErrno::EPERM);
             }
-            if a.index >= 64 {
+            // HVM_NR_PARAMS in Xen 4.17.
+            if a.index >= 39 {
                 return Err(XenErrno::EINVAL);
             }
             if cmd == HVMOP_GET_PARAM {
@@ -552,33 +731,13 @@ impl Hypervisor for SimHypervisor {
         self.xen.with(|s| s.hv.mechanism = Some(mechanism));
     }
 
-    fn hypercall(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64 {
+    fn hypercall(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64 {
+        let cmd = args[0].scalar().unwrap_or(0);
         self.xen.with(|s| s.hv.calls.push((op, cmd)));
         if !self.check_mechanism() {
             return -i64::from(XenErrno::ENOSYS.0);
         }
-        self.dispatch(op, cmd, arg)
-    }
-
-    fn hypercall_with_buffer(
-        &self,
-        op: u32,
-        cmd: u64,
-        arg: &mut [u8],
-        handle_offset: usize,
-        buffer: &mut [u8],
-    ) -> i64 {
-        // The buffer's "guest address": a tag the model recognises, never a real frame.
-        let tag = 0xffff_8000_0000_0000u64 | buffer.len() as u64;
-        if let Some(field) = arg.get_mut(handle_offset..handle_offset + 8) {
-            field.copy_from_slice(&tag.to_le_bytes());
-        }
-        // No hypercall the model serves takes a buffer yet; `buffer` is left untouched.
-        self.xen.with(|s| s.hv.calls.push((op, cmd)));
-        if !self.check_mechanism() {
-            return -i64::from(XenErrno::ENOSYS.0);
-        }
-        -i64::from(XenErrno::ENOSYS.0)
+        self.dispatch(op, args)
     }
 
     fn allocate_frames(&self, count: u32) -> Option<u64> {
@@ -595,33 +754,6 @@ impl Hypervisor for SimHypervisor {
 
     fn allocate_hypercall_page(&self) -> Option<u64> {
         Some(self.xen.with(|s| s.mem.alloc()))
-    }
-
-    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
-        self.xen
-            .with(|s| s.hv.calls.push((HYPERVISOR_VCPU_OP, u64::from(cmd))));
-        if !self.check_mechanism() {
-            return -i64::from(XenErrno::ENOSYS.0);
-        }
-        if cmd != VCPUOP_REGISTER_VCPU_INFO {
-            return -i64::from(XenErrno::ENOSYS.0);
-        }
-        self.xen.with(|s| {
-            with_arg(arg, |a: &mut VcpuRegisterVcpuInfo| {
-                if vcpu >= s.config.vcpus {
-                    return Err(XenErrno::ENOENT);
-                }
-                if a.offset as usize + size_of::<xen_abi::shared_info::VcpuInfo>() > PAGE_SIZE {
-                    return Err(XenErrno::EINVAL);
-                }
-                // Once per vCPU, as in Xen.
-                if s.hv.vcpu_info.contains_key(&vcpu) {
-                    return Err(XenErrno::EEXIST);
-                }
-                s.hv.vcpu_info.insert(vcpu, (a.mfn, a.offset));
-                Ok(0i64)
-            })
-        })
     }
 }
 

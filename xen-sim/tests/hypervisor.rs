@@ -1,19 +1,30 @@
 //! The core's hypervisor level over the model: detection, the hypercall mechanism, grant
 //! frames, shared info, HVM parameters, upcalls, unplug and suspend.
 
-use xen_abi::event_channel::{EvtchnAllocUnbound, EVTCHNOP_ALLOC_UNBOUND};
-use xen_abi::hypercall::HYPERVISOR_EVENT_CHANNEL_OP;
-use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN, SHUTDOWN_SUSPEND};
+use xen_abi::event_channel::{
+    EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnClose, EvtchnSend, EvtchnStatus,
+    EVTCHNSTAT_INTERDOMAIN,
+};
+use xen_abi::grant_table::{GnttabQuerySize, GNTTABOP_QUERY_SIZE};
+use xen_abi::hypercall::HYPERVISOR_GRANT_TABLE_OP;
+use xen_abi::sched::SHUTDOWN_SUSPEND;
 use xen_abi::shared_info::VcpuTimeInfo;
 use xen_abi::types::DOMID_SELF;
 use xen_abi::unplug::UnplugFlags;
 use xen_sim::{Config, HvConfig, SuspendOutcome, UnplugMode, Vendor, Xen};
+use xenpci_core::evtchn::ops::HypercallEventChannels;
+use xenpci_core::evtchn::EventChannelOps;
 use xenpci_core::grant_table::{GrantTable, Revocation};
+use xenpci_core::hypervisor::calls::{invoke, GNTTABOP_QUERY_SIZE_CALL};
 use xenpci_core::hypervisor::detect::DetectError;
+use xenpci_core::hypervisor::gnttab;
 use xenpci_core::hypervisor::gnttab::GrantFrames;
 use xenpci_core::hypervisor::hvm::{self, UpcallMethod};
-use xenpci_core::hypervisor::{self as hv, HvError, HypercallMechanism, Policy, XenErrno};
+use xenpci_core::hypervisor::{
+    self as hv, Arg, HvError, HypercallMechanism, Hypervisor, Param, Policy, XenErrno,
+};
 use xenpci_core::unplug::{self, UnplugError};
+use zerocopy::IntoBytes;
 
 fn with_hv(hv: HvConfig) -> Xen {
     Xen::new(Config {
@@ -170,38 +181,117 @@ fn event_channel_hypercalls_reach_the_model() {
     let xen = Xen::default();
     let hvm = xen.hypervisor();
     hv::init(&hvm, Policy::Auto).unwrap();
+    let ops = HypercallEventChannels(&hvm);
     let mut arg = EvtchnAllocUnbound {
         dom: DOMID_SELF,
         remote_dom: 0,
         port: 0,
     };
-    hv::call(
-        &hvm,
-        HYPERVISOR_EVENT_CHANNEL_OP,
-        EVTCHNOP_ALLOC_UNBOUND,
-        &mut arg,
-    )
-    .unwrap();
+    ops.alloc_unbound(&mut arg).unwrap();
     assert_ne!(arg.port, 0);
     xen.dom0().bind_interdomain(1, arg.port).unwrap();
+    let mut status = EvtchnStatus {
+        dom: DOMID_SELF,
+        pad: 0,
+        port: arg.port,
+        status: 0,
+        vcpu: 0,
+        u: [0; 8],
+    };
+    ops.status(&mut status).unwrap();
+    assert_eq!(status.status, EVTCHNSTAT_INTERDOMAIN);
+    ops.send(&EvtchnSend { port: arg.port }).unwrap();
+    ops.close(&EvtchnClose { port: arg.port }).unwrap();
     // A remote domain that does not exist.
     let mut bad = EvtchnAllocUnbound {
         dom: 9,
         remote_dom: 0,
         port: 0,
     };
-    assert!(matches!(
-        hv::call(
-            &hvm,
-            HYPERVISOR_EVENT_CHANNEL_OP,
-            EVTCHNOP_ALLOC_UNBOUND,
-            &mut bad
-        ),
-        Err(HvError::Hypercall {
-            errno: XenErrno::EPERM,
-            ..
+    assert_eq!(ops.alloc_unbound(&mut bad), Err(XenErrno::EPERM));
+    let mut local = EvtchnBindInterdomain {
+        remote_dom: 0,
+        pad: 0,
+        remote_port: 0xffff,
+        local_port: 0,
+    };
+    assert!(ops.bind_interdomain(&mut local).is_err());
+    assert!(xen.hv_state().violations.is_empty());
+}
+
+/// `GNTTABOP_query_size` issued as `(cmd, uop)` without its `count`: the core's table refuses
+/// it without a hypercall; issued past the table, the model answers as Xen (`count != 1` is
+/// `-EINVAL`) and records which register was missing.
+#[test]
+fn a_missing_argument_fails_in_the_core_and_in_the_model() {
+    let xen = Xen::default();
+    let hvm = xen.hypervisor();
+    hv::init(&hvm, Policy::Auto).unwrap();
+    let mut arg = GnttabQuerySize {
+        dom: DOMID_SELF,
+        pad0: 0,
+        nr_frames: 0,
+        max_nr_frames: 0,
+        status: 0,
+        pad1: 0,
+    };
+    let calls = xen.hv_state().calls.len();
+    let mut args = [
+        Arg::Value(u64::from(GNTTABOP_QUERY_SIZE)),
+        Arg::Buffer(arg.as_mut_bytes()),
+        Arg::Unused,
+        Arg::Unused,
+        Arg::Unused,
+    ];
+    assert_eq!(
+        invoke(&hvm, &GNTTABOP_QUERY_SIZE_CALL, &mut args),
+        Err(HvError::Arity {
+            call: "GNTTABOP_query_size",
+            index: 2,
+            expected: Param::Value {
+                meaning: "count",
+                exactly: Some(1)
+            }
         })
+    );
+    assert_eq!(xen.hv_state().calls.len(), calls, "nothing was issued");
+    assert_eq!(hvm.hypercall(HYPERVISOR_GRANT_TABLE_OP, &mut args), -22);
+    assert_eq!(
+        xen.hv_state().violations,
+        [format!(
+            "hypercall {HYPERVISOR_GRANT_TABLE_OP}: register 3 is read by Xen but was not passed"
+        )]
+    );
+    // count = 2 is Xen's -EINVAL too; count = 1 answers.
+    args[2] = Arg::Value(2);
+    assert_eq!(hvm.hypercall(HYPERVISOR_GRANT_TABLE_OP, &mut args), -22);
+    args[2] = Arg::Value(1);
+    assert_eq!(hvm.hypercall(HYPERVISOR_GRANT_TABLE_OP, &mut args), 0);
+    assert_eq!(xen.hv_state().violations.len(), 1);
+    assert_eq!(gnttab::query_size(&hvm).unwrap().max_nr_frames, 64);
+    assert_eq!(xen.hv_state().violations.len(), 1);
+}
+
+#[test]
+fn version_calls_and_the_setup_table_buffer_are_modelled() {
+    let xen = Xen::default();
+    let hvm = xen.hypervisor();
+    hv::init(&hvm, Policy::Auto).unwrap();
+    let v = hv::version::version(&hvm).unwrap();
+    assert_eq!((v.major, v.minor), (4, 17));
+    let extra = hv::version::extraversion(&hvm).unwrap();
+    assert_eq!(hv::version::extraversion_str(&extra), Some(".7-sim"));
+    assert!(hv::version::features(&hvm).is_ok());
+    // The frame list is filled through the handle inside gnttab_setup_table.
+    let mut frames = [0u64; 2];
+    assert_eq!(gnttab::frames(&hvm, &mut frames), Ok(2));
+    assert_eq!(frames.to_vec(), xen.grant_frames()[..2].to_vec());
+    let mut too_many = [0u64; 65];
+    assert!(matches!(
+        gnttab::frames(&hvm, &mut too_many),
+        Err(HvError::GrantStatus { status: -1, .. })
     ));
+    assert!(xen.hv_state().violations.is_empty());
 }
 
 #[test]
@@ -243,35 +333,16 @@ fn suspend_cancelled_or_resumed() {
     let hvm = xen.hypervisor();
     hv::init(&hvm, Policy::Auto).unwrap();
     let port = xen.dom0().alloc_unbound(1).unwrap();
-    let mut b = xen_abi::event_channel::EvtchnBindInterdomain {
+    let mut b = EvtchnBindInterdomain {
         remote_dom: 0,
         pad: 0,
         remote_port: port,
         local_port: 0,
     };
-    xenpci_core::evtchn::EventChannelOps::bind_interdomain(&xen.evtchn_ops(), &mut b).unwrap();
-    let mut arg = SchedShutdown {
-        reason: SHUTDOWN_SUSPEND,
-    };
-    assert_eq!(
-        hv::call(
-            &hvm,
-            xen_abi::hypercall::HYPERVISOR_SCHED_OP,
-            SCHEDOP_SHUTDOWN,
-            &mut arg
-        ),
-        Ok(1)
-    );
+    EventChannelOps::bind_interdomain(&xen.evtchn_ops(), &mut b).unwrap();
+    assert_eq!(hv::sched::suspend(&hvm), Ok(1));
     xen.set_suspend_outcome(SuspendOutcome::Resumed);
-    assert_eq!(
-        hv::call(
-            &hvm,
-            xen_abi::hypercall::HYPERVISOR_SCHED_OP,
-            SCHEDOP_SHUTDOWN,
-            &mut arg
-        ),
-        Ok(0)
-    );
+    assert_eq!(hv::sched::suspend(&hvm), Ok(0));
     // The new domain has no ports: the backend's end is unbound again.
     assert!(xen.dom0().send(port).is_ok());
     assert_eq!(xen.hv_state().shutdowns, vec![SHUTDOWN_SUSPEND; 2]);

@@ -20,7 +20,8 @@ use crate::host::{self, Result, Unpacked};
 
 /// Kernel modules put into dom0, with their dependencies. The first five are loaded at boot; the
 /// others are for the block, network and SCSI scenarios (backends, loop devices, LIO, the
-/// virtio-scsi CD-ROM). xen-blkfront and xen-netfront are only for the `linux-blkfront` and
+/// virtio-scsi CD-ROM); `cpuid` gives the `hypervisor` scenario Linux's `/dev/cpu/*/cpuid` to
+/// compare its own CPUID with. xen-blkfront and xen-netfront are only for the `linux-blkfront` and
 /// `linux-netfront` scenarios, which load them after the lab's own frontends are done and unload
 /// them when finished: loaded, they grab every `device/vbd/*` or `device/vif/*` node in dom0,
 /// including those of the lab's own frontends. Never load them at boot.
@@ -45,6 +46,7 @@ pub const MODULES: &[&str] = &[
     "virtio_scsi",
     "virtio_blk",
     "bridge",
+    "cpuid",
     "xen-blkfront",
     "xen-netfront",
 ];

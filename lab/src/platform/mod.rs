@@ -5,6 +5,8 @@
 //! - [`gntdev`]: `/dev/xen/gntdev`, map another domain's grants (the backend side).
 //! - [`evtchn`]: `/dev/xen/evtchn`, event channels: allocate, bind, notify, wait, unmask.
 //! - [`xenbus`]: `/dev/xen/xenbus`, the byte stream to xenstored.
+//! - [`hypervisor`]: the core's `Hypervisor` over `/dev/xen/privcmd` (hypercalls with buffers in
+//!   `/dev/xen/hypercall`) and Xen's forced-emulation CPUID.
 //! - [`ring`]: a frontend's shared ring (`xen_ring::FrontRing`) over pages granted with gntalloc.
 //! - [`packet`]: raw Ethernet frames on a dom0 interface (`AF_PACKET`).
 //! - [`pool`]: pages granted once to a backend, numbered like guest frames.
@@ -13,7 +15,7 @@
 //! - [`aio`]: Linux native AIO with buffers it owns (the benchmark's Linux side).
 //!
 //! This module holds all of the crate's `unsafe` code: the `ioctl`, `mmap`, `munmap`, `poll` and
-//! socket calls, laying a ring over granted pages, and the volatile accesses to shared pages.
+//! socket calls, the forced-emulation CPUID, laying a ring over granted pages, and the volatile accesses to shared pages.
 //! Each unsafe block has its own `SAFETY:` comment. The ioctl numbers and argument layouts are
 //! those of Linux's `include/uapi/xen/*.h` for x86_64.
 
@@ -29,6 +31,7 @@ pub mod clock;
 pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
+pub mod hypervisor;
 pub mod packet;
 pub mod pool;
 pub mod ring;

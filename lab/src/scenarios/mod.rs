@@ -9,6 +9,7 @@ use crate::scenario::Scenario;
 pub mod blk_smoke;
 pub mod boot;
 pub mod gntalloc_evtchn;
+pub mod hypervisor;
 pub mod linux_frontends;
 pub mod net_smoke;
 pub mod scsi_smoke;
@@ -27,6 +28,7 @@ pub const REGISTRY: &[Scenario] = &[
     boot::SCENARIO,
     gntalloc_evtchn::SCENARIO,
     xenstore::SCENARIO,
+    hypervisor::SCENARIO,
     blk_smoke::SCENARIO,
     vbd_core::SCENARIO,
     vbd_core::FOUR_K,

@@ -67,17 +67,14 @@
 //! # Limits
 //! At most [`MAX_GRANT_FRAMES`] grant frames (their GFNs are kept for the resume) and
 //! [`MAX_BUS_VIRQS`] VIRQs bound through the bus. vCPUs beyond 32 need
-//! [`Hypervisor::vcpu_op`] and [`BusHooks::vcpu_info_area`]; without them the bring-up fails
-//! with [`Cause::NoVcpuInfo`] rather than running vCPUs that can never take an event.
+//! [`BusHooks::vcpu_info_area`] (for [`shared_info::register_vcpu_info`]); without it the bring-up
+//! fails with [`Cause::NoVcpuInfo`] rather than running vCPUs that can never take an event.
 
 use core::fmt;
 
 use xen_abi::features::Features;
-use xen_abi::hypercall::HYPERVISOR_SCHED_OP;
-use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN, SHUTDOWN_SUSPEND};
 use xen_abi::shared_info::XEN_LEGACY_MAX_VCPUS;
 use xen_abi::types::EvtchnPort;
-use zerocopy::IntoBytes;
 
 use crate::control::{Control, ControlRequest};
 use crate::evtchn::{
@@ -698,14 +695,7 @@ where
     /// Issues `SCHEDOP_shutdown(SHUTDOWN_suspend)`: 1 cancelled, 0 resumed in a new domain,
     /// negative an error (the raw value [`SuspendPlatform::suspend_hypercall`] wants).
     pub fn suspend_hypercall(&self) -> i64 {
-        let mut arg = SchedShutdown {
-            reason: SHUTDOWN_SUSPEND,
-        };
-        self.hv.hypercall(
-            HYPERVISOR_SCHED_OP,
-            u64::from(SCHEDOP_SHUTDOWN),
-            arg.as_mut_bytes(),
-        )
+        hv::sched::suspend(&self.hv).unwrap_or(-i64::from(crate::evtchn::XenErrno::EINVAL.0))
     }
 
     /// Resume: the shared-info page at the same GFN, and the vCPU-info areas.

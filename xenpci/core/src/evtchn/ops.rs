@@ -1,7 +1,18 @@
-//! The event-channel hypercalls the core issues ([`EventChannelOps`]) and Xen's error numbers
-//! ([`XenErrno`]).
+//! The event-channel hypercalls the core issues ([`EventChannelOps`]), their implementation over
+//! [`Hypervisor`] through the hypercall table ([`HypercallEventChannels`]), and Xen's error
+//! numbers ([`XenErrno`]).
 
 use core::fmt;
+
+use zerocopy::IntoBytes;
+
+use crate::hypervisor::calls::{
+    cmd_struct, invoke, Call, EVTCHNOP_ALLOC_UNBOUND_CALL, EVTCHNOP_BIND_INTERDOMAIN_CALL,
+    EVTCHNOP_BIND_VCPU_CALL, EVTCHNOP_BIND_VIRQ_CALL, EVTCHNOP_CLOSE_CALL,
+    EVTCHNOP_EXPAND_ARRAY_CALL, EVTCHNOP_INIT_CONTROL_CALL, EVTCHNOP_SEND_CALL,
+    EVTCHNOP_SET_PRIORITY_CALL, EVTCHNOP_STATUS_CALL, EVTCHNOP_UNMASK_CALL,
+};
+use crate::hypervisor::{HvError, Hypervisor};
 
 use xen_abi::event_channel::{
     EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnBindVcpu, EvtchnBindVirq, EvtchnClose,
@@ -26,6 +37,8 @@ impl XenErrno {
     pub const ENOMEM: Self = Self(12);
     /// Permission denied.
     pub const EACCES: Self = Self(13);
+    /// No such device or address (`VCPUOP_register_vcpu_info` with an offset Xen cannot use).
+    pub const ENXIO: Self = Self(6);
     /// Bad address.
     pub const EFAULT: Self = Self(14);
     /// Resource busy.
@@ -123,5 +136,63 @@ impl<T: EventChannelOps + ?Sized> EventChannelOps for &T {
     }
     fn bind_vcpu(&self, arg: &EvtchnBindVcpu) -> Result<(), XenErrno> {
         (**self).bind_vcpu(arg)
+    }
+}
+
+/// [`EventChannelOps`] as hypercalls: each sub-op is issued through its entry in
+/// [`crate::hypervisor::calls::EVTCHN`] (`event_channel_op(cmd, &arg)`). Structures Xen only
+/// reads are copied first, so Xen's writes cannot reach the caller's `&` argument. A call whose
+/// arguments do not fit the table (which would be a bug in this file) answers
+/// [`XenErrno::EINVAL`] without reaching the platform.
+#[derive(Clone, Copy, Debug)]
+pub struct HypercallEventChannels<'h, H: ?Sized>(pub &'h H);
+
+impl<H: Hypervisor + ?Sized> HypercallEventChannels<'_, H> {
+    fn issue<T: IntoBytes + zerocopy::FromBytes>(
+        &self,
+        call: &Call,
+        arg: &mut T,
+    ) -> Result<(), XenErrno> {
+        match invoke(self.0, call, &mut cmd_struct(call, arg.as_mut_bytes())) {
+            Ok(_) => Ok(()),
+            Err(HvError::Hypercall { errno, .. }) => Err(errno),
+            Err(_) => Err(XenErrno::EINVAL),
+        }
+    }
+}
+
+impl<H: Hypervisor + ?Sized> EventChannelOps for HypercallEventChannels<'_, H> {
+    fn alloc_unbound(&self, arg: &mut EvtchnAllocUnbound) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_ALLOC_UNBOUND_CALL, arg)
+    }
+    fn bind_interdomain(&self, arg: &mut EvtchnBindInterdomain) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_BIND_INTERDOMAIN_CALL, arg)
+    }
+    fn bind_virq(&self, arg: &mut EvtchnBindVirq) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_BIND_VIRQ_CALL, arg)
+    }
+    fn send(&self, arg: &EvtchnSend) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_SEND_CALL, &mut arg.clone())
+    }
+    fn close(&self, arg: &EvtchnClose) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_CLOSE_CALL, &mut arg.clone())
+    }
+    fn unmask(&self, arg: &EvtchnUnmask) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_UNMASK_CALL, &mut arg.clone())
+    }
+    fn status(&self, arg: &mut EvtchnStatus) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_STATUS_CALL, arg)
+    }
+    fn init_control(&self, arg: &mut EvtchnInitControl) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_INIT_CONTROL_CALL, arg)
+    }
+    fn expand_array(&self, arg: &EvtchnExpandArray) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_EXPAND_ARRAY_CALL, &mut arg.clone())
+    }
+    fn set_priority(&self, arg: &EvtchnSetPriority) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_SET_PRIORITY_CALL, &mut arg.clone())
+    }
+    fn bind_vcpu(&self, arg: &EvtchnBindVcpu) -> Result<(), XenErrno> {
+        self.issue(&EVTCHNOP_BIND_VCPU_CALL, &mut arg.clone())
     }
 }

@@ -13,15 +13,21 @@
 //! available without switching to it, which is unsafe once the toolstack's reserved entries are
 //! in use, so the core does not probe: it reports the version it found.
 
-use xen_abi::grant_table::{
-    GnttabGetVersion, GnttabQuerySize, GnttabSetVersion, GNTTABOP_GET_VERSION, GNTTABOP_QUERY_SIZE,
-    GNTTABOP_SET_VERSION,
-};
-use xen_abi::hypercall::{HYPERVISOR_GRANT_TABLE_OP, HYPERVISOR_MEMORY_OP};
-use xen_abi::memory::{AddToPhysmap, XENMAPSPACE_GRANT_TABLE, XENMEM_ADD_TO_PHYSMAP};
-use xen_abi::types::DOMID_SELF;
+use core::mem::offset_of;
 
-use super::{call, HvError, Hypervisor, XenErrno};
+use xen_abi::grant_table::{
+    GnttabGetVersion, GnttabQuerySize, GnttabSetVersion, GnttabSetupTable, GNTTABOP_QUERY_SIZE,
+    GNTTABOP_SETUP_TABLE,
+};
+use xen_abi::memory::{AddToPhysmap, XENMAPSPACE_GRANT_TABLE};
+use xen_abi::types::DOMID_SELF;
+use zerocopy::IntoBytes;
+
+use super::calls::{
+    cmd_struct, invoke, Call, GNTTABOP_GET_VERSION_CALL, GNTTABOP_QUERY_SIZE_CALL,
+    GNTTABOP_SETUP_TABLE_CALL, GNTTABOP_SET_VERSION_CALL, XENMEM_ADD_TO_PHYSMAP_CALL,
+};
+use super::{Arg, HvError, Hypervisor, XenErrno};
 use crate::grant_table::{GrantEntries, GrantTable, ENTRIES_PER_FRAME_V1};
 
 /// `GNTTABOP_query_size`'s answer.
@@ -31,6 +37,18 @@ pub struct GrantTableSize {
     pub nr_frames: u32,
     /// The most frames the table may grow to.
     pub max_nr_frames: u32,
+}
+
+/// Issues a one-structure `GNTTABOP_*` call: `cmd, &arg, count = 1`.
+fn gnttab_one<H: Hypervisor + ?Sized>(hv: &H, call: &Call, arg: &mut [u8]) -> Result<u64, HvError> {
+    let mut args = [
+        Arg::Value(u64::from(call.cmd)),
+        Arg::Buffer(arg),
+        Arg::Value(1),
+        Arg::Unused,
+        Arg::Unused,
+    ];
+    invoke(hv, call, &mut args)
 }
 
 /// Asks Xen for the grant table's size.
@@ -43,7 +61,7 @@ pub fn query_size<H: Hypervisor + ?Sized>(hv: &H) -> Result<GrantTableSize, HvEr
         status: 0,
         pad1: 0,
     };
-    call(hv, HYPERVISOR_GRANT_TABLE_OP, GNTTABOP_QUERY_SIZE, &mut arg)?;
+    gnttab_one(hv, &GNTTABOP_QUERY_SIZE_CALL, arg.as_mut_bytes())?;
     if arg.status < 0 {
         return Err(HvError::GrantStatus {
             cmd: GNTTABOP_QUERY_SIZE,
@@ -64,12 +82,7 @@ pub fn get_version<H: Hypervisor + ?Sized>(hv: &H) -> Result<Option<u32>, HvErro
         pad: 0,
         version: 0,
     };
-    match call(
-        hv,
-        HYPERVISOR_GRANT_TABLE_OP,
-        GNTTABOP_GET_VERSION,
-        &mut arg,
-    ) {
+    match gnttab_one(hv, &GNTTABOP_GET_VERSION_CALL, arg.as_mut_bytes()) {
         Ok(_) => Ok(Some(arg.version)),
         Err(HvError::Hypercall {
             errno: XenErrno::ENOSYS,
@@ -83,12 +96,7 @@ pub fn get_version<H: Hypervisor + ?Sized>(hv: &H) -> Result<Option<u32>, HvErro
 /// back), or `None` when Xen predates `GNTTABOP_set_version`.
 pub fn set_version<H: Hypervisor + ?Sized>(hv: &H, version: u32) -> Result<Option<u32>, HvError> {
     let mut arg = GnttabSetVersion { version };
-    match call(
-        hv,
-        HYPERVISOR_GRANT_TABLE_OP,
-        GNTTABOP_SET_VERSION,
-        &mut arg,
-    ) {
+    match gnttab_one(hv, &GNTTABOP_SET_VERSION_CALL, arg.as_mut_bytes()) {
         Ok(_) => Ok(Some(arg.version)),
         Err(HvError::Hypercall {
             errno: XenErrno::ENOSYS,
@@ -134,7 +142,51 @@ pub fn map_frame<H: Hypervisor + ?Sized>(hv: &H, frame: u32, gfn: u64) -> Result
         idx: u64::from(frame),
         gpfn: gfn,
     };
-    call(hv, HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut arg).map(drop)
+    invoke(
+        hv,
+        &XENMEM_ADD_TO_PHYSMAP_CALL,
+        &mut cmd_struct(&XENMEM_ADD_TO_PHYSMAP_CALL, arg.as_mut_bytes()),
+    )
+    .map(drop)
+}
+
+/// The frames Xen backs the first `frames.len()` grant frames with (`GNTTABOP_setup_table` for
+/// this domain): machine frames for a PV domain, guest frames for a translated one. Xen grows
+/// the table to that many frames if it is smaller (up to its maximum: a negative
+/// [`HvError::GrantStatus`] beyond). Fills `frames` and returns how many were asked for.
+pub fn frames<H: Hypervisor + ?Sized>(hv: &H, frames: &mut [u64]) -> Result<u32, HvError> {
+    let nr_frames = u32::try_from(frames.len()).map_err(|_| HvError::BadFrameCount {
+        requested: u32::MAX,
+        max: u32::MAX,
+    })?;
+    let mut arg = GnttabSetupTable {
+        dom: DOMID_SELF,
+        pad0: 0,
+        nr_frames,
+        status: 0,
+        pad1: [0; 6],
+        frame_list: 0,
+    };
+    let call = &GNTTABOP_SETUP_TABLE_CALL;
+    let mut args = [
+        Arg::Value(u64::from(call.cmd)),
+        Arg::BufferWithHandle {
+            arg: arg.as_mut_bytes(),
+            handle_offset: offset_of!(GnttabSetupTable, frame_list),
+            buffer: frames.as_mut_bytes(),
+        },
+        Arg::Value(1),
+        Arg::Unused,
+        Arg::Unused,
+    ];
+    invoke(hv, call, &mut args)?;
+    if arg.status < 0 {
+        return Err(HvError::GrantStatus {
+            cmd: GNTTABOP_SETUP_TABLE,
+            status: arg.status,
+        });
+    }
+    Ok(nr_frames)
 }
 
 /// The grant frames the bus has mapped, and how many it may map.

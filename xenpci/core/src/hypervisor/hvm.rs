@@ -12,14 +12,17 @@ use xen_abi::cpuid::HvmCpuidFeatures;
 use xen_abi::features::Features;
 use xen_abi::hvm::{
     callback_via_gsi, callback_via_pci_intx, callback_via_vector, HvmEvtchnUpcallVector, HvmParam,
-    HVMOP_GET_PARAM, HVMOP_SET_EVTCHN_UPCALL_VECTOR, HVMOP_SET_PARAM, HVM_PARAM_CALLBACK_IRQ,
-    HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
+    HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_CONSOLE_EVTCHN, HVM_PARAM_CONSOLE_PFN,
+    HVM_PARAM_STORE_EVTCHN, HVM_PARAM_STORE_PFN,
 };
-use xen_abi::hypercall::{HYPERVISOR_HVM_OP, HYPERVISOR_XEN_VERSION};
 use xen_abi::types::{EvtchnPort, DOMID_SELF};
-use xen_abi::version::{FeatureInfo, XENVER_GET_FEATURES};
+use zerocopy::IntoBytes;
 
-use super::{call, HvError, Hypervisor};
+use super::calls::{
+    cmd_struct, invoke, HVMOP_GET_PARAM_CALL, HVMOP_SET_EVTCHN_UPCALL_VECTOR_CALL,
+    HVMOP_SET_PARAM_CALL,
+};
+use super::{HvError, Hypervisor};
 
 /// Reads HVM parameter `index` of this domain.
 pub fn get_param<H: Hypervisor + ?Sized>(hv: &H, index: u32) -> Result<u64, HvError> {
@@ -29,7 +32,11 @@ pub fn get_param<H: Hypervisor + ?Sized>(hv: &H, index: u32) -> Result<u64, HvEr
         index,
         value: 0,
     };
-    call(hv, HYPERVISOR_HVM_OP, HVMOP_GET_PARAM, &mut arg)?;
+    invoke(
+        hv,
+        &HVMOP_GET_PARAM_CALL,
+        &mut cmd_struct(&HVMOP_GET_PARAM_CALL, arg.as_mut_bytes()),
+    )?;
     Ok(arg.value)
 }
 
@@ -41,7 +48,12 @@ pub fn set_param<H: Hypervisor + ?Sized>(hv: &H, index: u32, value: u64) -> Resu
         index,
         value,
     };
-    call(hv, HYPERVISOR_HVM_OP, HVMOP_SET_PARAM, &mut arg).map(drop)
+    invoke(
+        hv,
+        &HVMOP_SET_PARAM_CALL,
+        &mut cmd_struct(&HVMOP_SET_PARAM_CALL, arg.as_mut_bytes()),
+    )
+    .map(drop)
 }
 
 /// Where a ring shared with a backend (xenstore, console) is.
@@ -87,14 +99,9 @@ pub fn console_ring<H: Hypervisor + ?Sized>(hv: &H) -> Result<RingInfo, HvError>
     ring_info(hv, HVM_PARAM_CONSOLE_PFN, HVM_PARAM_CONSOLE_EVTCHN)
 }
 
-/// Xen's feature submap 0 (`XENVER_get_features`).
+/// Xen's feature submap 0 (`XENVER_get_features`); see [`super::version::features`].
 pub fn xen_features<H: Hypervisor + ?Sized>(hv: &H) -> Result<Features, HvError> {
-    let mut arg = FeatureInfo {
-        submap_idx: 0,
-        submap: 0,
-    };
-    call(hv, HYPERVISOR_XEN_VERSION, XENVER_GET_FEATURES, &mut arg)?;
-    Ok(Features::from_bits_retain(arg.submap))
+    super::version::features(hv)
 }
 
 /// A delivery route for `HVM_PARAM_CALLBACK_IRQ`.
@@ -185,11 +192,10 @@ pub fn set_upcall_vector<H: Hypervisor + ?Sized>(
         vector,
         pad: [0; 3],
     };
-    call(
+    invoke(
         hv,
-        HYPERVISOR_HVM_OP,
-        HVMOP_SET_EVTCHN_UPCALL_VECTOR,
-        &mut arg,
+        &HVMOP_SET_EVTCHN_UPCALL_VECTOR_CALL,
+        &mut cmd_struct(&HVMOP_SET_EVTCHN_UPCALL_VECTOR_CALL, arg.as_mut_bytes()),
     )
     .map(drop)
 }

@@ -2,9 +2,10 @@
 //! shared-info page and the grant-table frames, HVM parameters and event-channel upcall setup.
 //!
 //! # API summary (what a platform implements)
-//! A platform is the Windows driver (instructions, the Xen platform PCI device's BAR), a Linux
-//! userspace program (`/dev/xen/privcmd`, `/dev/cpu/*/cpuid`, `ioperm`) or xen-sim (a model). It
-//! implements two traits; everything else in this module is portable logic over them.
+//! A platform is the Windows driver (instructions, the Xen platform PCI device's BAR), the lab's
+//! Linux dom0 program (`lab/src/platform/hypervisor.rs`: `/dev/xen/privcmd`, CPUID through Xen's
+//! forced-emulation prefix) or xen-sim (a model). It implements two traits; everything else in
+//! this module is portable logic over them.
 //!
 //! - [`PortIo`]: `inb`/`inw`/`inl` and `outb`/`outw`/`outl` on an I/O port (`&self`). Used by
 //!   [`crate::unplug`].
@@ -15,24 +16,22 @@
 //!   - `set_hypercall_mechanism(HypercallMechanism)`: called once by [`init`] before the first
 //!     hypercall: `Vmcall`, `Vmmcall`, or `HypercallPage { gfn }` (the page Xen filled after the
 //!     core wrote its address to the MSR; the platform calls stub `op` at `op * 32` in it).
-//!   - `hypercall(op, cmd, arg: &mut [u8]) -> i64`: issues hypercall `op` with first argument
-//!     `cmd` and second argument the guest address of `arg` (NULL, i.e. 0, when `arg` is empty).
-//!     Xen may write the result back into `arg`. Returns Xen's raw return value (negative:
-//!     `-errno`).
-//!   - `hypercall_with_buffer(op, cmd, arg, handle_offset, buffer) -> i64`: as `hypercall`, but
-//!     first writes the guest address of `buffer` as a little-endian `u64` into
-//!     `arg[handle_offset..handle_offset + 8]` (a guest handle field of the argument structure).
-//!     The core guarantees the range is in bounds. A model knows from `handle_offset` which
-//!     bytes the handle names.
+//!   - `hypercall(op, &mut [Arg; 5]) -> i64`: issues hypercall `op` with the five argument
+//!     registers (`rdi`, `rsi`, `rdx`, `r10`, `r8` on x86_64) loaded from the [`Arg`]s:
+//!     [`Arg::Unused`] and [`Arg::Null`] as 0, [`Arg::Value`] as is, [`Arg::Buffer`] as the
+//!     guest address of its bytes, and [`Arg::BufferWithHandle`] as the guest address of `arg`
+//!     after writing the guest address of `buffer` as a little-endian `u64` at `handle_offset`
+//!     of `arg` (a guest-handle field). Xen may write into the buffers; the platform makes its
+//!     writes visible in the slices before returning (in place, or by copying back from the
+//!     memory it passed). The slices are ordinary memory of the caller: the platform decides how
+//!     Xen reaches them (on Windows non-paged memory and its linear address; in the lab a page
+//!     of `/dev/xen/hypercall`). Returns Xen's raw return value (negative: `-errno`).
 //!   - `allocate_frames(count) -> Option<u64>`: `count` consecutive unused guest frames (GFNs)
 //!     of the window the platform reserves for mapping Xen pages into (on Windows the platform
 //!     PCI device's memory BAR), or `None` when the window is exhausted. Never returns RAM.
 //!   - `allocate_hypercall_page() -> Option<u64>`: the GFN of one page of executable RAM owned
 //!     by the bus, for the hypercall-page fallback only; `None` if the platform cannot provide
 //!     one (then the fallback is unavailable).
-//!   - `vcpu_op(cmd, vcpu, arg) -> i64` (default `-ENOSYS`): `HYPERVISOR_vcpu_op`, whose vCPU id
-//!     is a separate argument; only `VCPUOP_register_vcpu_info` is issued, for vCPUs beyond the
-//!     32 slots of the shared-info page.
 //!
 //! Portable entry points built on them:
 //! - [`detect::detect`] → [`detect::XenCpuid`] (base leaf, version, hypercall MSR, HVM features,
@@ -40,29 +39,34 @@
 //! - [`mechanism::choose`] (a pure decision from the CPU vendor and a [`mechanism::Policy`]) and
 //!   [`init`], which detects, decides, installs the hypercall page if needed and hands the
 //!   mechanism to the platform.
-//! - [`call`] / [`call_with_buffer`]: typed hypercalls over zerocopy structures, negative returns
-//!   as [`XenErrno`].
+//! - [`calls`]: the table of every hypercall the core makes and [`calls::invoke`], which checks
+//!   a call's arguments against its entry before issuing it ([`HvError::Arity`] otherwise).
+//! - [`version`]: `XENVER_version`, `XENVER_extraversion`, `XENVER_get_features`.
 //! - [`shared_info`]: map the shared-info page; read the wall clock and per-vCPU time through
 //!   [`shared_info::SharedMemory`] with bounded sequence-lock retries.
-//! - [`gnttab`]: query size, grant-table version, map frames and grow a
+//! - [`gnttab`]: query size, grant-table version, the table's frames, map frames and grow a
 //!   [`crate::grant_table::GrantTable`].
 //! - [`hvm`]: HVM parameters (xenstore and console rings) and the event-channel upcall
 //!   (per-vCPU vector or `HVM_PARAM_CALLBACK_IRQ`).
+//! - [`sched`]: the suspend request.
+//! - [`crate::evtchn::ops::HypercallEventChannels`]: the event-channel sub-ops over [`Hypervisor`].
 
+pub mod calls;
 pub mod detect;
 pub mod gnttab;
 pub mod hvm;
 pub mod mechanism;
+pub mod sched;
 pub mod shared_info;
+pub mod version;
 
 #[cfg(test)]
 mod tests;
 
 use core::fmt;
 
-use zerocopy::{FromBytes, IntoBytes};
-
 pub use crate::evtchn::XenErrno;
+pub use calls::{Call, Param};
 pub use detect::{CpuVendor, DetectError, XenCpuid};
 pub use mechanism::{HypercallMechanism, Policy};
 
@@ -82,6 +86,42 @@ pub trait PortIo {
     fn outl(&self, port: u16, value: u32);
 }
 
+/// One of the five argument registers of a hypercall.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Arg<'a> {
+    /// Not passed: the handler does not read the register (the platform loads 0).
+    Unused,
+    /// A number: a sub-op, a count, a vCPU id.
+    Value(u64),
+    /// A NULL guest handle (0) where the hypercall takes a handle Xen must not follow.
+    Null,
+    /// The guest address of these bytes (an argument structure, or an array Xen fills).
+    Buffer(&'a mut [u8]),
+    /// The guest address of `arg`, a structure whose 8 bytes at `handle_offset` the platform
+    /// sets to the guest address of `buffer` (a guest-handle field) before the call.
+    BufferWithHandle {
+        /// The structure.
+        arg: &'a mut [u8],
+        /// Where in `arg` the handle goes (`handle_offset + 8 <= arg.len()`, checked by
+        /// [`calls::invoke`]; a platform still must not panic on a bad one).
+        handle_offset: usize,
+        /// The memory the handle names.
+        buffer: &'a mut [u8],
+    },
+}
+
+impl Arg<'_> {
+    /// The register's value when it is not an address ([`Arg::Unused`] and [`Arg::Null`] are
+    /// 0); `None` for the buffers.
+    pub fn scalar(&self) -> Option<u64> {
+        match self {
+            Arg::Unused | Arg::Null => Some(0),
+            Arg::Value(v) => Some(*v),
+            Arg::Buffer(_) | Arg::BufferWithHandle { .. } => None,
+        }
+    }
+}
+
 /// What the hypervisor level needs from the platform. See the [module docs](self) for the
 /// contract of each method.
 pub trait Hypervisor: PortIo {
@@ -91,29 +131,13 @@ pub trait Hypervisor: PortIo {
     fn write_msr(&self, msr: u32, value: u64);
     /// Selects the instruction (or page) later hypercalls use.
     fn set_hypercall_mechanism(&self, mechanism: HypercallMechanism);
-    /// Issues hypercall `op` with arguments `cmd` and the address of `arg` (0 if empty).
-    fn hypercall(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64;
-    /// Writes `buffer`'s guest address into `arg` at `handle_offset` (8 bytes, little endian),
-    /// then issues the hypercall as [`Hypervisor::hypercall`].
-    fn hypercall_with_buffer(
-        &self,
-        op: u32,
-        cmd: u64,
-        arg: &mut [u8],
-        handle_offset: usize,
-        buffer: &mut [u8],
-    ) -> i64;
+    /// Issues hypercall `op` with the five argument registers loaded from `args` (see the
+    /// [module docs](self)); returns Xen's raw return value.
+    fn hypercall(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64;
     /// `count` consecutive free GFNs of the platform's window for Xen pages.
     fn allocate_frames(&self, count: u32) -> Option<u64>;
     /// The GFN of an executable RAM page for the hypercall-page fallback.
     fn allocate_hypercall_page(&self) -> Option<u64>;
-    /// Issues `HYPERVISOR_vcpu_op(cmd, vcpu, &arg)` (three arguments, unlike
-    /// [`Hypervisor::hypercall`]). The default answers `-ENOSYS`, which the core treats as
-    /// "not available" (see [`shared_info::register_vcpu_info`]).
-    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
-        let _ = (cmd, vcpu, arg);
-        -i64::from(XenErrno::ENOSYS.0)
-    }
 }
 
 impl<T: PortIo + ?Sized> PortIo for &T {
@@ -147,27 +171,14 @@ impl<T: Hypervisor + ?Sized> Hypervisor for &T {
     fn set_hypercall_mechanism(&self, mechanism: HypercallMechanism) {
         (**self).set_hypercall_mechanism(mechanism)
     }
-    fn hypercall(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64 {
-        (**self).hypercall(op, cmd, arg)
-    }
-    fn hypercall_with_buffer(
-        &self,
-        op: u32,
-        cmd: u64,
-        arg: &mut [u8],
-        handle_offset: usize,
-        buffer: &mut [u8],
-    ) -> i64 {
-        (**self).hypercall_with_buffer(op, cmd, arg, handle_offset, buffer)
+    fn hypercall(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64 {
+        (**self).hypercall(op, args)
     }
     fn allocate_frames(&self, count: u32) -> Option<u64> {
         (**self).allocate_frames(count)
     }
     fn allocate_hypercall_page(&self) -> Option<u64> {
         (**self).allocate_hypercall_page()
-    }
-    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
-        (**self).vcpu_op(cmd, vcpu, arg)
     }
 }
 
@@ -182,6 +193,15 @@ pub enum HvError {
         cmd: u64,
         /// Xen's error.
         errno: XenErrno,
+    },
+    /// A hypercall's arguments do not fit its entry in [`calls::TABLE`]; nothing was issued.
+    Arity {
+        /// The call's name.
+        call: &'static str,
+        /// The register (0-based) that does not fit.
+        index: u8,
+        /// What the table says it carries.
+        expected: Param,
     },
     /// A grant-table operation returned a negative `GNTST_*` status.
     GrantStatus {
@@ -245,6 +265,15 @@ impl fmt::Display for HvError {
             HvError::Hypercall { op, cmd, errno } => {
                 write!(f, "hypercall {op} sub-op {cmd} failed: {errno}")
             }
+            HvError::Arity {
+                call,
+                index,
+                expected,
+            } => write!(
+                f,
+                "{call}: argument {} does not fit the hypercall table (expected {expected})",
+                index + 1
+            ),
             HvError::GrantStatus { cmd, status } => {
                 write!(f, "grant-table op {cmd} returned status {status}")
             }
@@ -280,68 +309,6 @@ impl From<DetectError> for HvError {
     fn from(e: DetectError) -> Self {
         HvError::Detect(e)
     }
-}
-
-/// Issues hypercall `op`/`cmd` with `arg` passed by address; Xen's output lands in `arg`.
-pub fn call<H, T>(hv: &H, op: u32, cmd: u32, arg: &mut T) -> Result<u64, HvError>
-where
-    H: Hypervisor + ?Sized,
-    T: IntoBytes + FromBytes + ?Sized,
-{
-    let ret = hv.hypercall(op, u64::from(cmd), arg.as_mut_bytes());
-    XenErrno::from_ret(ret).map_err(|errno| HvError::Hypercall {
-        op,
-        cmd: u64::from(cmd),
-        errno,
-    })
-}
-
-/// Issues hypercall `op`/`cmd` with no argument (NULL).
-pub fn call_null<H: Hypervisor + ?Sized>(hv: &H, op: u32, cmd: u32) -> Result<u64, HvError> {
-    let ret = hv.hypercall(op, u64::from(cmd), &mut []);
-    XenErrno::from_ret(ret).map_err(|errno| HvError::Hypercall {
-        op,
-        cmd: u64::from(cmd),
-        errno,
-    })
-}
-
-/// Issues hypercall `op`/`cmd` with `arg` whose guest-handle field at byte `handle_offset`
-/// names `buffer`. Panics never: a handle that does not fit inside `arg` is reported as
-/// `EINVAL` without issuing the call.
-pub fn call_with_buffer<H, T, B>(
-    hv: &H,
-    op: u32,
-    cmd: u32,
-    arg: &mut T,
-    handle_offset: usize,
-    buffer: &mut B,
-) -> Result<u64, HvError>
-where
-    H: Hypervisor + ?Sized,
-    T: IntoBytes + FromBytes + ?Sized,
-    B: IntoBytes + FromBytes + ?Sized,
-{
-    let arg = arg.as_mut_bytes();
-    let fits = handle_offset
-        .checked_add(8)
-        .is_some_and(|end| end <= arg.len());
-    let ret = if fits {
-        hv.hypercall_with_buffer(
-            op,
-            u64::from(cmd),
-            arg,
-            handle_offset,
-            buffer.as_mut_bytes(),
-        )
-    } else {
-        -i64::from(XenErrno::EINVAL.0)
-    };
-    XenErrno::from_ret(ret).map_err(|errno| HvError::Hypercall {
-        op,
-        cmd: u64::from(cmd),
-        errno,
-    })
 }
 
 /// The result of [`init`]: what was found and how hypercalls are made.

@@ -10,13 +10,17 @@ use core::fmt;
 use core::mem::offset_of;
 use core::sync::atomic::{fence, Ordering};
 
-use xen_abi::hypercall::HYPERVISOR_MEMORY_OP;
-use xen_abi::memory::{AddToPhysmap, XENMAPSPACE_SHARED_INFO, XENMEM_ADD_TO_PHYSMAP};
-use xen_abi::shared_info::{SharedInfo, VcpuInfo, VcpuTimeInfo, XEN_LEGACY_MAX_VCPUS};
+use xen_abi::memory::{AddToPhysmap, XENMAPSPACE_SHARED_INFO};
+use xen_abi::shared_info::{
+    SharedInfo, VcpuInfo, VcpuRegisterVcpuInfo, VcpuTimeInfo, XEN_LEGACY_MAX_VCPUS,
+};
 use xen_abi::types::DOMID_SELF;
-use zerocopy::FromBytes;
+use zerocopy::{FromBytes, IntoBytes};
 
-use super::{call, HvError, Hypervisor};
+use super::calls::{
+    cmd_struct, invoke, VCPUOP_REGISTER_VCPU_INFO_CALL, XENMEM_ADD_TO_PHYSMAP_CALL,
+};
+use super::{Arg, HvError, Hypervisor, XenErrno};
 
 /// How many times a sequence-locked read is attempted before giving up.
 pub const SEQLOCK_RETRIES: u32 = 64;
@@ -85,29 +89,33 @@ pub fn map_at<H: Hypervisor + ?Sized>(hv: &H, gfn: u64) -> Result<(), HvError> {
         idx: 0,
         gpfn: gfn,
     };
-    call(hv, HYPERVISOR_MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut arg).map(drop)
+    invoke(
+        hv,
+        &XENMEM_ADD_TO_PHYSMAP_CALL,
+        &mut cmd_struct(&XENMEM_ADD_TO_PHYSMAP_CALL, arg.as_mut_bytes()),
+    )
+    .map(drop)
 }
 
 /// Places `vcpu`'s `vcpu_info` at byte `offset` of the page at `gfn`
 /// (`VCPUOP_register_vcpu_info`). Needed for vCPUs at or beyond [`XEN_LEGACY_MAX_VCPUS`], which
 /// have no slot in the shared-info page; once per vCPU (and again after a resume in a new
-/// domain). The area must not cross the page end. `ENOSYS` (a platform without
-/// [`Hypervisor::vcpu_op`], or an old Xen) means only the first 32 vCPUs can take events.
+/// domain). The area must lie inside the page and be 8-byte aligned, as Xen requires (it answers
+/// `ENXIO` otherwise; the core refuses such an offset without issuing the call). `ENOSYS` (an old
+/// Xen) means only the first 32 vCPUs can take events.
 pub fn register_vcpu_info<H: Hypervisor + ?Sized>(
     hv: &H,
     vcpu: u32,
     gfn: u64,
     offset: u32,
 ) -> Result<(), HvError> {
-    use xen_abi::hypercall::HYPERVISOR_VCPU_OP;
-    use xen_abi::shared_info::{VcpuRegisterVcpuInfo, VCPUOP_REGISTER_VCPU_INFO};
-    use zerocopy::IntoBytes;
+    let call = &VCPUOP_REGISTER_VCPU_INFO_CALL;
     let size = size_of::<VcpuInfo>();
-    if offset as usize + size > 4096 {
+    if offset as usize + size > 4096 || offset % 8 != 0 {
         return Err(HvError::Hypercall {
-            op: HYPERVISOR_VCPU_OP,
-            cmd: u64::from(VCPUOP_REGISTER_VCPU_INFO),
-            errno: super::XenErrno::EINVAL,
+            op: call.op,
+            cmd: u64::from(call.cmd),
+            errno: XenErrno::ENXIO,
         });
     }
     let mut arg = VcpuRegisterVcpuInfo {
@@ -115,14 +123,14 @@ pub fn register_vcpu_info<H: Hypervisor + ?Sized>(
         offset,
         rsvd: 0,
     };
-    let ret = hv.vcpu_op(VCPUOP_REGISTER_VCPU_INFO, vcpu, arg.as_mut_bytes());
-    super::XenErrno::from_ret(ret)
-        .map(drop)
-        .map_err(|errno| HvError::Hypercall {
-            op: HYPERVISOR_VCPU_OP,
-            cmd: u64::from(VCPUOP_REGISTER_VCPU_INFO),
-            errno,
-        })
+    let mut args = [
+        Arg::Value(u64::from(call.cmd)),
+        Arg::Value(u64::from(vcpu)),
+        Arg::Buffer(arg.as_mut_bytes()),
+        Arg::Unused,
+        Arg::Unused,
+    ];
+    invoke(hv, call, &mut args).map(drop)
 }
 
 /// The wall clock at Xen system time 0.
