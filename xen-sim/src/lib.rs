@@ -41,7 +41,7 @@ use xen_abi::types::DomId;
 
 pub use backend::Backend;
 pub use evtchn::{EventFaults, SimEvtchnOps, SimFifo, SimSharedInfo};
-pub use grant::{GntError, MappedGrant, SimGrantEntries};
+pub use grant::{grant_links, GntError, MappedGrant, SimGrantEntries};
 pub use hypervisor::{HvConfig, HvState, SimHypervisor, SuspendOutcome, UnplugMode, Vendor};
 pub use memory::{GuestMemory, MemError, PAGE_SIZE};
 pub use xenstore::{

@@ -27,8 +27,8 @@ fn bring_up_fifo_behind_viridian_with_per_vcpu_vectors() {
         2,
     );
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let bus = bring_up(&xen, config(2, true), &mut links, &mut ring);
+    let links = links();
+    let bus = bring_up(&xen, config(2, true), &links, &mut ring);
 
     let level = *bus.level();
     assert_eq!(level.cpuid.base, 0x4000_0100);
@@ -80,8 +80,8 @@ fn bring_up_two_level_on_amd_with_the_callback_vector() {
         1,
     );
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(1, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
     assert_eq!(bus.level().mechanism, HypercallMechanism::Vmmcall);
     assert_eq!(bus.evtchn.abi(), Abi::TwoLevel);
     assert_eq!(
@@ -113,10 +113,10 @@ fn bring_up_two_level_on_amd_with_the_callback_vector() {
 fn no_vector_falls_back_to_the_platform_line() {
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
-    let mut links = links();
+    let links = links();
     let mut cfg = config(1, true);
     cfg.upcall.vector = None;
-    let bus = bring_up(&xen, cfg, &mut links, &mut ring);
+    let bus = bring_up(&xen, cfg, &links, &mut ring);
     assert_eq!(
         bus.upcall_method(),
         UpcallMethod::CallbackIrq(CallbackVia::Gsi(28))
@@ -163,8 +163,8 @@ fn connected_disk(
 fn a_hotplugged_disk_connects_and_poweroff_is_acknowledged() {
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(1, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
     vbd.page = xen.alloc_page();
     let conn = connected_disk(&xen, &mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
@@ -252,8 +252,8 @@ impl<'g> SuspendChildren<TestBus<'g>, xen_sim::SimRingTransport> for Children<'_
 fn suspend_resume_reconnects(fifo: bool) {
     let xen = sim(fifo, HvConfig::default(), 2);
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(2, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(2, true), &links, &mut ring);
     let virq_port = bus
         .bind_virq(
             xen_abi::event_channel::VIRQ_TIMER,
