@@ -69,7 +69,7 @@ use xen_abi::shared_info::EVTCHN_2L_WORDS;
 use xen_abi::types::{DomId, EvtchnPort, DOMID_SELF};
 
 use crate::hypervisor::hvm::{CallbackVia, UpcallMethod};
-use crate::sync::{AtomicBool, AtomicU32, Ordering};
+use crate::sync::{fence, AtomicBool, AtomicU32, Ordering};
 use vcpu::{AtomicStats, VcpuSlot};
 
 pub use dispatch::{Binding, DispatchTable, HandlerId};
@@ -710,10 +710,13 @@ where
                     true
                 } else {
                     // Xen sets the pending bit and then tests the mask; we clear the mask and
-                    // then test the pending bit. Both sides' accesses are sequentially
-                    // consistent (see `SharedInfoEvents`), so at least one of us sees the other:
-                    // either Xen raises the upcall or we hand the port to the hypercall.
+                    // then test the pending bit (a store-load pattern on two words). The fence
+                    // keeps our load after our clear whatever ordering the shell's accessors
+                    // use (Xen's side is a locked instruction, itself a full barrier), so at
+                    // least one of us sees the other: either Xen raises the upcall or we hand
+                    // the port to the hypercall.
                     self.shared.fetch_and(L2Bitmap::Mask, word, !bit);
+                    fence(Ordering::SeqCst);
                     self.shared.load(L2Bitmap::Pending, word) & bit != 0
                 }
             }
