@@ -295,6 +295,17 @@ impl Xen {
             .unwrap_or(0)
     }
 
+    /// Upcalls raised for `vcpu` that the installed upcall does not deliver (the GSI/INTx
+    /// callback interrupts vCPU 0 only): events bound to that vCPU that the guest never sees.
+    pub fn stranded_upcalls(&self, vcpu: u32) -> u64 {
+        self.lock()
+            .evtchn
+            .stranded
+            .get(vcpu as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Raises virtual IRQ `virq` on the guest's `vcpu`; false if nothing is bound to it.
     pub fn raise_virq(&self, virq: u32, vcpu: u32) -> bool {
         self.with(|s| evtchn::raise_virq(s, virq, vcpu))
