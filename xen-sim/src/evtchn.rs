@@ -16,6 +16,10 @@ use xen_abi::event_channel::{
     EVTCHN_FIFO_MAX_QUEUES, EVTCHN_FIFO_NR_CHANNELS, EVTCHN_FIFO_PRIORITY_DEFAULT,
     EVTCHN_FIFO_PRIORITY_MIN, NR_VIRQS,
 };
+use xen_abi::hvm::{
+    HVM_PARAM_CALLBACK_IRQ, HVM_PARAM_CALLBACK_IRQ_TYPE_MASK, HVM_PARAM_CALLBACK_TYPE_SHIFT,
+    HVM_PARAM_CALLBACK_TYPE_VECTOR,
+};
 use xen_abi::shared_info::{SharedInfo, VcpuInfo, EVTCHN_2L_WORDS};
 use xen_abi::types::{DomId, EvtchnPort, DOMID_SELF};
 use xenpci_core::evtchn::{EventChannelOps, FifoShared, L2Bitmap, SharedInfoEvents, XenErrno};
@@ -124,6 +128,8 @@ pub(crate) struct EvtchnModel {
     shell: FifoShell,
     pub(crate) faults: EventFaults,
     pub(crate) upcalls: Vec<u64>,
+    /// Upcalls raised for a vCPU the installed upcall does not interrupt (lost events).
+    pub(crate) stranded: Vec<u64>,
 }
 
 impl EvtchnModel {
@@ -145,6 +151,7 @@ impl EvtchnModel {
             },
             faults: EventFaults::default(),
             upcalls: vec![0; config.vcpus as usize],
+            stranded: vec![0; config.vcpus as usize],
         }
     }
 
@@ -216,7 +223,30 @@ fn mark_upcall(s: &mut State, vcpu: u32) {
         if let Some(n) = s.evtchn.upcalls.get_mut(vcpu as usize) {
             *n += 1;
         }
+        if !upcall_interrupts(s, vcpu) {
+            if let Some(n) = s.evtchn.stranded.get_mut(vcpu as usize) {
+                *n += 1;
+            }
+        }
     }
+}
+
+/// Whether the upcall the guest installed interrupts `vcpu`, as Xen delivers it: a per-vCPU
+/// vector (`HVMOP_set_evtchn_upcall_vector`) or the callback vector reach every vCPU; a callback
+/// through a GSI or the PCI INTx line is asserted for vCPU 0's `evtchn_upcall_pending` only. With
+/// no upcall installed yet, nothing is interrupted (and nothing counts as stranded: the guest
+/// scans once it installs one).
+fn upcall_interrupts(s: &State, vcpu: u32) -> bool {
+    if s.hv.upcall_vectors.contains_key(&vcpu) {
+        return true;
+    }
+    let via =
+        s.hv.params
+            .get(&HVM_PARAM_CALLBACK_IRQ)
+            .copied()
+            .unwrap_or(0);
+    let kind = (via & HVM_PARAM_CALLBACK_IRQ_TYPE_MASK) >> HVM_PARAM_CALLBACK_TYPE_SHIFT;
+    via == 0 || kind == HVM_PARAM_CALLBACK_TYPE_VECTOR || vcpu == 0
 }
 
 /// Raises `port` of `domid` (the remote end of a send, a VIRQ, a re-raise).

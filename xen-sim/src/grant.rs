@@ -15,7 +15,7 @@ use xen_abi::grant_table::{
     GNTST_BAD_PAGE, GNTST_GENERAL_ERROR, GNTST_NO_SPACE, GRANT_ENTRIES_V1_PER_FRAME,
 };
 use xen_abi::types::{DomId, GrantRef};
-use xenpci_core::grant_table::GrantEntries;
+use xenpci_core::grant_table::{GrantEntries, GrantLink};
 
 use crate::memory::{GuestMemory, PAGE_SIZE};
 use crate::Xen;
@@ -346,7 +346,7 @@ impl SimGrantEntries {
 }
 
 impl GrantEntries for SimGrantEntries {
-    fn write_target(&mut self, gref: GrantRef, domid: DomId, frame: u32) {
+    fn write_target(&self, gref: GrantRef, domid: DomId, frame: u32) {
         self.xen.with(|s| {
             if let Some((gfn, off)) = s.grants.locate(gref) {
                 let _ = s.mem.write_u16(gfn, off + 2, domid);
@@ -355,12 +355,12 @@ impl GrantEntries for SimGrantEntries {
         })
     }
 
-    fn publish_flags(&mut self, gref: GrantRef, flags: u16) {
+    fn publish_flags(&self, gref: GrantRef, flags: u16) {
         self.xen
             .with(|s| s.grants.set_flags(&mut s.mem, gref, flags))
     }
 
-    fn compare_exchange_flags(&mut self, gref: GrantRef, current: u16, new: u16) -> u16 {
+    fn compare_exchange_flags(&self, gref: GrantRef, current: u16, new: u16) -> u16 {
         self.xen.with(|s| {
             let seen = s.grants.entry(&s.mem, gref).map_or(0, |e| e.0);
             if seen == current {
@@ -375,17 +375,7 @@ impl GrantEntries for SimGrantEntries {
     }
 }
 
-impl GrantEntries for &SimGrantEntries {
-    fn write_target(&mut self, gref: GrantRef, domid: DomId, frame: u32) {
-        (*self).clone().write_target(gref, domid, frame)
-    }
-    fn publish_flags(&mut self, gref: GrantRef, flags: u16) {
-        (*self).clone().publish_flags(gref, flags)
-    }
-    fn compare_exchange_flags(&mut self, gref: GrantRef, current: u16, new: u16) -> u16 {
-        (*self).clone().compare_exchange_flags(gref, current, new)
-    }
-    fn load_flags(&self, gref: GrantRef) -> u16 {
-        (**self).load_flags(gref)
-    }
+/// `count` unused link slots for a `GrantTable` (the storage the shell allocates once at start).
+pub fn grant_links(count: usize) -> Vec<GrantLink> {
+    (0..count).map(|_| GrantLink::new()).collect()
 }

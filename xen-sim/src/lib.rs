@@ -44,7 +44,7 @@ use xen_abi::types::DomId;
 
 pub use backend::Backend;
 pub use evtchn::{EventFaults, SimEvtchnOps, SimFifo, SimSharedInfo};
-pub use grant::{GntError, MappedGrant, SimGrantEntries};
+pub use grant::{grant_links, GntError, MappedGrant, SimGrantEntries};
 pub use hypervisor::{HvConfig, HvState, SimHypervisor, SuspendOutcome, UnplugMode, Vendor};
 pub use memory::{GuestMemory, MemError, PAGE_SIZE};
 pub use xenstore::{
@@ -293,6 +293,17 @@ impl Xen {
         self.lock()
             .evtchn
             .upcalls
+            .get(vcpu as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Upcalls raised for `vcpu` that the installed upcall does not deliver (the GSI/INTx
+    /// callback interrupts vCPU 0 only): events bound to that vCPU that the guest never sees.
+    pub fn stranded_upcalls(&self, vcpu: u32) -> u64 {
+        self.lock()
+            .evtchn
+            .stranded
             .get(vcpu as usize)
             .copied()
             .unwrap_or(0)

@@ -15,7 +15,7 @@ const READING: u16 = GrantFlags::READING.bits();
 const WRITING: u16 = GrantFlags::WRITING.bits();
 
 fn grant(xen: &Xen, gref: u32, domid: u16, frame: u64, flags: u16) {
-    let mut e = xen.grant_entries();
+    let e = xen.grant_entries();
     e.write_target(gref, domid, frame as u32);
     e.publish_flags(gref, flags);
 }

@@ -27,8 +27,8 @@ fn bring_up_fifo_behind_viridian_with_per_vcpu_vectors() {
         2,
     );
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let bus = bring_up(&xen, config(2, true), &mut links, &mut ring);
+    let links = links();
+    let bus = bring_up(&xen, config(2, true), &links, &mut ring);
 
     let level = *bus.level();
     assert_eq!(level.cpuid.base, 0x4000_0100);
@@ -80,8 +80,8 @@ fn bring_up_two_level_on_amd_with_the_callback_vector() {
         1,
     );
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(1, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
     assert_eq!(bus.level().mechanism, HypercallMechanism::Vmmcall);
     assert_eq!(bus.evtchn.abi(), Abi::TwoLevel);
     assert_eq!(
@@ -113,10 +113,10 @@ fn bring_up_two_level_on_amd_with_the_callback_vector() {
 fn no_vector_falls_back_to_the_platform_line() {
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
-    let mut links = links();
+    let links = links();
     let mut cfg = config(1, true);
     cfg.upcall.vector = None;
-    let bus = bring_up(&xen, cfg, &mut links, &mut ring);
+    let bus = bring_up(&xen, cfg, &links, &mut ring);
     assert_eq!(
         bus.upcall_method(),
         UpcallMethod::CallbackIrq(CallbackVia::Gsi(28))
@@ -125,6 +125,43 @@ fn no_vector_falls_back_to_the_platform_line() {
         xen.hv_state().params.get(&HVM_PARAM_CALLBACK_IRQ),
         Some(&CallbackVia::Gsi(28).encode())
     );
+}
+
+/// On the platform line only vCPU 0 is interrupted: the bus refuses to bind anything to vCPU 1
+/// (the model counts an upcall raised for vCPU 1 as stranded, as a port moved there behind the
+/// core's back shows).
+#[test]
+fn the_platform_line_keeps_every_port_on_vcpu_0() {
+    use xen_abi::event_channel::{EvtchnBindVcpu, VIRQ_TIMER};
+    use xenpci_core::bus::{Cause, Step};
+    use xenpci_core::evtchn::{EventChannelOps, EvtchnError, HandlerId, UpcallReach};
+    for fifo in [true, false] {
+        let xen = sim(fifo, HvConfig::default(), 2);
+        let mut ring = xen.store_ring();
+        let links = links();
+        let mut cfg = config(2, true);
+        cfg.upcall.vector = None;
+        let mut bus = bring_up(&xen, cfg, &links, &mut ring);
+        assert_eq!(bus.evtchn.upcall_reach(), UpcallReach::Vcpu0);
+        let refused = EvtchnError::UnreachableVcpu { vcpu: 1 };
+        let err = bus.bind_virq(VIRQ_TIMER, 1, HandlerId(9)).unwrap_err();
+        assert_eq!((err.step, err.cause), (Step::Virq, Cause::Evtchn(refused)));
+        let port = bus.evtchn.alloc_unbound(0, HandlerId(3)).unwrap();
+        assert_eq!(bus.evtchn.bind_vcpu(port, 1), Err(refused));
+        // Bound on vCPU 0, its events arrive.
+        let remote = xen.dom0().bind_interdomain(GUEST, port).unwrap();
+        xen.dom0().send(remote).unwrap();
+        let mut got = Vec::new();
+        bus.evtchn.scan(0, 16, |p, _| got.push(p)).unwrap();
+        assert!(got.contains(&port), "{got:?}");
+        assert_eq!(xen.stranded_upcalls(1), 0);
+        // Moved to vCPU 1 behind the core's back, its next event is one no upcall delivers.
+        xen.evtchn_ops()
+            .bind_vcpu(&EvtchnBindVcpu { port, vcpu: 1 })
+            .unwrap();
+        xen.dom0().send(remote).unwrap();
+        assert_eq!(xen.stranded_upcalls(1), 1);
+    }
 }
 
 /// Brings a bus up with one disk connected; returns the backend's connection.
@@ -163,8 +200,8 @@ fn connected_disk(
 fn a_hotplugged_disk_connects_and_poweroff_is_acknowledged() {
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(1, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
     vbd.page = xen.alloc_page();
     let conn = connected_disk(&xen, &mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
@@ -252,8 +289,8 @@ impl<'g> SuspendChildren<TestBus<'g>, xen_sim::SimRingTransport> for Children<'_
 fn suspend_resume_reconnects(fifo: bool) {
     let xen = sim(fifo, HvConfig::default(), 2);
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(2, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(2, true), &links, &mut ring);
     let virq_port = bus
         .bind_virq(
             xen_abi::event_channel::VIRQ_TIMER,
@@ -316,6 +353,8 @@ fn suspend_resume_reconnects(fifo: bool) {
     let mut got = Vec::new();
     bus.evtchn.scan(1, 16, |p, h| got.push((p, h))).unwrap();
     assert_eq!(got, vec![(virq.port, xenpci_core::evtchn::HandlerId(9))]);
+    // With per-vCPU vectors every upcall reached its vCPU.
+    assert_eq!(xen.stranded_upcalls(1), 0);
     let _ = virq_port;
     // The child released its old ring and went back to Initialising.
     assert_eq!(vbd.releases, 1);

@@ -9,7 +9,7 @@ use xen_abi::xenbus::XenbusState;
 use xen_sim::{HvConfig, StoreFault, UnplugMode};
 use xenpci_core::bus::{start_hypervisor, BusHooks, Cause, Step};
 use xenpci_core::evtchn::HandlerId;
-use xenpci_core::grant_table::GrantTable;
+use xenpci_core::grant_table::{GrantLink, GrantTable};
 use xenpci_core::hypervisor::{shared_info, HvError, XenErrno};
 use xenpci_core::unplug::UnplugError;
 use xenpci_core::xenbus::{Change, DeviceClass};
@@ -19,7 +19,7 @@ use xenpci_core::xenstore::XsError;
 fn up_to_store<'g>(
     xen: &xen_sim::Xen,
     cfg: xenpci_core::bus::BusConfig,
-    links: &'g mut [u32],
+    links: &'g [GrantLink],
 ) -> TestBus<'g> {
     let hv = xen.hypervisor();
     let (level, frames) = start_hypervisor(&hv, &cfg, &mut ()).unwrap();
@@ -48,8 +48,8 @@ fn malformed_store_replies_during_bring_up_fail_the_step_which_can_be_retried() 
     ] {
         let xen = sim(true, HvConfig::default(), 1);
         let mut ring = xen.store_ring();
-        let mut links = links();
-        let mut bus = up_to_store(&xen, config(1, true), &mut links);
+        let links = links();
+        let mut bus = up_to_store(&xen, config(1, true), &links);
         xen.store_faults(|f| f.corrupt_next_replies(&[fault]));
         let err = bus.start_store(&mut ring).unwrap_err();
         assert_eq!(err.step, Step::Control, "{fault:?}");
@@ -74,8 +74,8 @@ fn malformed_store_replies_during_bring_up_fail_the_step_which_can_be_retried() 
 fn a_backend_keeping_a_grant_mapped_across_teardown_leaves_it_deferred_and_counted() {
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
-    let mut links = links();
-    let mut bus = bring_up(&xen, config(1, true), &mut links, &mut ring);
+    let links = links();
+    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
     vbd.page = xen.alloc_page();
     let dom0 = xen.dom0();
@@ -123,8 +123,8 @@ fn an_event_storm_during_bring_up_is_bounded_by_the_scan_budget() {
     for fifo in [true, false] {
         let xen = sim(fifo, HvConfig::default(), 1);
         let mut ring = xen.store_ring();
-        let mut links = links();
-        let mut bus = up_to_store(&xen, config(1, true), &mut links);
+        let links = links();
+        let mut bus = up_to_store(&xen, config(1, true), &links);
         let dom0 = xen.dom0();
         // 40 channels from dom0, each stormed before the store is even up.
         let mut remote = Vec::new();

@@ -3,7 +3,7 @@
 
 use xen_abi::event_channel::VIRQ_TIMER;
 use xen_sim::{Config as SimConfig, SimEvtchnOps, SimFifo, SimSharedInfo, Xen};
-use xenpci_core::evtchn::{Abi, Config, EventChannels, HandlerId};
+use xenpci_core::evtchn::{Abi, Config, EventChannels, HandlerId, UpcallReach};
 
 type Chans = EventChannels<SimEvtchnOps, SimSharedInfo, SimFifo, 1024, 2>;
 
@@ -23,10 +23,12 @@ fn setup(fifo: bool) -> (Xen, Chans) {
         },
     )
     .unwrap();
+    // As with the per-vCPU upcall vector: events reach both vCPUs.
+    chans.set_upcall_reach(UpcallReach::AllVcpus).unwrap();
     (xen, chans)
 }
 
-fn scan_all(chans: &mut Chans, vcpu: u32) -> Vec<(u32, HandlerId)> {
+fn scan_all(chans: &Chans, vcpu: u32) -> Vec<(u32, HandlerId)> {
     let mut got = Vec::new();
     loop {
         let out = chans.scan(vcpu, 64, |p, h| got.push((p, h))).unwrap();
@@ -37,7 +39,7 @@ fn scan_all(chans: &mut Chans, vcpu: u32) -> Vec<(u32, HandlerId)> {
 }
 
 fn interdomain_roundtrip(fifo: bool) {
-    let (xen, mut chans) = setup(fifo);
+    let (xen, chans) = setup(fifo);
     assert_eq!(chans.abi(), if fifo { Abi::Fifo } else { Abi::TwoLevel });
     assert_eq!(xen.guest_uses_fifo(), fifo);
     let dom0 = xen.dom0();
@@ -48,9 +50,9 @@ fn interdomain_roundtrip(fifo: bool) {
     assert_eq!(dom0.take_events(), vec![back]);
     dom0.send(back).unwrap();
     assert!(xen.upcall_pending(0));
-    assert_eq!(scan_all(&mut chans, 0), vec![(port, HandlerId(7))]);
+    assert_eq!(scan_all(&chans, 0), vec![(port, HandlerId(7))]);
     assert!(!xen.upcall_pending(0));
-    assert_eq!(scan_all(&mut chans, 0), vec![]);
+    assert_eq!(scan_all(&chans, 0), vec![]);
 
     // The frontend notifies the backend.
     chans.send(port).unwrap();
@@ -59,20 +61,20 @@ fn interdomain_roundtrip(fifo: bool) {
     // The backend offers a port; the frontend binds (Xen raises the new local port).
     let offered = dom0.alloc_unbound(xen.guest_domid()).unwrap();
     let local = chans.bind_interdomain(0, offered, HandlerId(8)).unwrap();
-    assert_eq!(scan_all(&mut chans, 0), vec![(local, HandlerId(8))]);
+    assert_eq!(scan_all(&chans, 0), vec![(local, HandlerId(8))]);
 
     // Masked ports stay pending and fire on unmask.
     chans.mask(port).unwrap();
     dom0.send(back).unwrap();
-    assert_eq!(scan_all(&mut chans, 0), vec![]);
+    assert_eq!(scan_all(&chans, 0), vec![]);
     assert!(chans.is_pending(port).unwrap());
     chans.unmask(port).unwrap();
-    assert_eq!(scan_all(&mut chans, 0), vec![(port, HandlerId(7))]);
+    assert_eq!(scan_all(&chans, 0), vec![(port, HandlerId(7))]);
 
     // Closing leaves the backend's end unbound; its sends go nowhere.
     chans.close(port).unwrap();
     dom0.send(back).unwrap();
-    assert_eq!(scan_all(&mut chans, 0), vec![]);
+    assert_eq!(scan_all(&chans, 0), vec![]);
 }
 
 #[test]
@@ -86,7 +88,7 @@ fn interdomain_fifo() {
 }
 
 fn storm(fifo: bool) {
-    let (xen, mut chans) = setup(fifo);
+    let (xen, chans) = setup(fifo);
     let dom0 = xen.dom0();
     let mut backs = Vec::new();
     for h in 0..40 {
@@ -141,30 +143,30 @@ fn two_level_only_xen_falls_back() {
 
 #[test]
 fn dropped_and_delayed_notifications() {
-    let (xen, mut chans) = setup(true);
+    let (xen, chans) = setup(true);
     let dom0 = xen.dom0();
     let port = chans.alloc_unbound(0, HandlerId(1)).unwrap();
     let back = dom0.bind_interdomain(xen.guest_domid(), port).unwrap();
     xen.event_faults(|f| f.drop_next = 1);
     dom0.send(back).unwrap();
-    assert_eq!(scan_all(&mut chans, 0), vec![]);
+    assert_eq!(scan_all(&chans, 0), vec![]);
     xen.event_faults(|f| f.delay = true);
     dom0.send(back).unwrap();
-    assert_eq!(scan_all(&mut chans, 0), vec![]);
+    assert_eq!(scan_all(&chans, 0), vec![]);
     xen.event_faults(|f| f.delay = false);
     assert_eq!(xen.release_delayed_events(), 1);
-    assert_eq!(scan_all(&mut chans, 0), vec![(port, HandlerId(1))]);
+    assert_eq!(scan_all(&chans, 0), vec![(port, HandlerId(1))]);
 }
 
 #[test]
 fn vanished_backend_leaves_unbound_ports() {
-    let (xen, mut chans) = setup(true);
+    let (xen, chans) = setup(true);
     let backend = xen.backend(3);
     let port = chans.alloc_unbound(3, HandlerId(1)).unwrap();
     let back = backend.bind_interdomain(xen.guest_domid(), port).unwrap();
     backend.send(back).unwrap();
     backend.vanish(true);
-    assert_eq!(scan_all(&mut chans, 0), vec![(port, HandlerId(1))]);
+    assert_eq!(scan_all(&chans, 0), vec![(port, HandlerId(1))]);
     let status = chans.status(port).unwrap();
     assert_eq!(status.status, xen_abi::event_channel::EVTCHNSTAT_UNBOUND);
     // The guest's notifications now go nowhere, without error.
@@ -174,10 +176,10 @@ fn vanished_backend_leaves_unbound_ports() {
 
 #[test]
 fn virq_on_second_vcpu() {
-    let (xen, mut chans) = setup(true);
+    let (xen, chans) = setup(true);
     let port = chans.bind_virq(VIRQ_TIMER, 1, HandlerId(9)).unwrap();
     assert!(xen.raise_virq(VIRQ_TIMER, 1));
     assert!(xen.upcall_pending(1));
-    assert_eq!(scan_all(&mut chans, 0), vec![]);
-    assert_eq!(scan_all(&mut chans, 1), vec![(port, HandlerId(9))]);
+    assert_eq!(scan_all(&chans, 0), vec![]);
+    assert_eq!(scan_all(&chans, 1), vec![(port, HandlerId(9))]);
 }

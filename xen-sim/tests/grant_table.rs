@@ -10,8 +10,8 @@ fn grant_map_end_access_deferred_then_freed_after_unmap() {
     let page = xen.alloc_page();
     xen.write_guest(page, 0, b"request").unwrap();
     let capacity = xen.grant_entries().capacity();
-    let mut links = vec![0; capacity as usize];
-    let mut table = GrantTable::new(xen.grant_entries(), &mut links, capacity).unwrap();
+    let links = xen_sim::grant_links(capacity as usize);
+    let table = GrantTable::new(xen.grant_entries(), &links, capacity).unwrap();
     let dom0 = xen.dom0();
 
     let gref = table.grant_access(0, page, false).unwrap();
@@ -41,8 +41,8 @@ fn read_only_grants_refuse_writable_maps_and_copies() {
     let xen = Xen::default();
     let page = xen.alloc_page();
     let capacity = xen.grant_entries().capacity();
-    let mut links = vec![0; capacity as usize];
-    let mut table = GrantTable::new(xen.grant_entries(), &mut links, capacity).unwrap();
+    let links = xen_sim::grant_links(capacity as usize);
+    let table = GrantTable::new(xen.grant_entries(), &links, capacity).unwrap();
     let dom0 = xen.dom0();
     let gref = table.grant_access(0, page, true).unwrap();
     assert_eq!(dom0.map_grant(gref, true), Err(GntError::ReadOnly));
@@ -62,8 +62,8 @@ fn read_only_grants_refuse_writable_maps_and_copies() {
 fn a_backend_that_never_unmaps_keeps_the_ref_parked() {
     let xen = Xen::default();
     let capacity = xen.grant_entries().capacity();
-    let mut links = vec![0; capacity as usize];
-    let mut table = GrantTable::new(xen.grant_entries(), &mut links, capacity).unwrap();
+    let links = xen_sim::grant_links(capacity as usize);
+    let table = GrantTable::new(xen.grant_entries(), &links, capacity).unwrap();
     let zombie = xen.backend(4);
     let page = xen.alloc_page();
     let gref = table.grant_access(4, page, false).unwrap();
@@ -89,8 +89,8 @@ fn a_backend_that_never_unmaps_keeps_the_ref_parked() {
 #[test]
 fn growing_the_table_reaches_new_frames() {
     let xen = Xen::default();
-    let mut links = vec![0; 4 * 512];
-    let mut table = GrantTable::new(xen.grant_entries(), &mut links, 512).unwrap();
+    let links = xen_sim::grant_links(4 * 512);
+    let table = GrantTable::new(xen.grant_entries(), &links, 512).unwrap();
     let page = xen.alloc_page();
     while table.grant_access(0, page, false).is_ok() {}
     let new_capacity = xen.set_grant_frames(4).unwrap();

@@ -99,8 +99,8 @@ fn grant_frames_are_mapped_into_the_window_and_used_by_the_table() {
     hv::init(&hvm, Policy::Auto).unwrap();
     let mut frames = GrantFrames::setup(&hvm, 32).unwrap();
     assert_eq!(frames.limit(), 4);
-    let mut links = vec![0; 4 * 512];
-    let mut table = GrantTable::new(xen.grant_entries(), &mut links, 0).unwrap();
+    let links = xen_sim::grant_links(4 * 512);
+    let mut table = GrantTable::new(xen.grant_entries(), &links, 0).unwrap();
     let mut mapped = Vec::new();
     frames
         .grow(&hvm, &mut table, 2, |i, gfn| mapped.push((i, gfn)))

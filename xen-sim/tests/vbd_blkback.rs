@@ -3,7 +3,7 @@
 use xen_abi::types::GrantRef;
 use xen_sim::blkback::{BlkFeatures, Blkback, BlkbackError, RingAbi};
 use xen_sim::{SimGrantEntries, Xen};
-use xenpci_core::grant_table::{GrantTable, Revocation};
+use xenpci_core::grant_table::{GrantLink, GrantTable, Revocation};
 
 struct Rig {
     xen: Xen,
@@ -16,8 +16,9 @@ struct Rig {
 fn rig(features: BlkFeatures) -> Rig {
     let xen = Xen::default();
     let capacity = xen.grant_entries().capacity();
-    let links: &'static mut [GrantRef] = Box::leak(vec![0; capacity as usize].into_boxed_slice());
-    let mut table = GrantTable::new(xen.grant_entries(), links, capacity).unwrap();
+    let links: &'static [GrantLink] =
+        Box::leak(xen_sim::grant_links(capacity as usize).into_boxed_slice());
+    let table = GrantTable::new(xen.grant_entries(), links, capacity).unwrap();
     let ring = xen.alloc_page();
     let ring_ref = table.grant_access(0, ring, false).unwrap();
     let be = Blkback::new(xen.dom0(), 64, features);

@@ -3,12 +3,12 @@
 
 use proptest::prelude::*;
 use xen_abi::event_channel::{EvtchnAllocUnbound, EvtchnSend};
-use xen_abi::types::{EvtchnPort, GrantRef};
+use xen_abi::types::EvtchnPort;
 use xen_ring::RingMemory;
 use xen_sim::blkback::{BlkFeatures, Blkback, RingAbi};
 use xen_sim::{SimEvtchnOps, SimGrantEntries, Xen};
 use xenpci_core::evtchn::EventChannelOps;
-use xenpci_core::grant_table::GrantTable;
+use xenpci_core::grant_table::{GrantLink, GrantTable};
 use xenvbd_core::blkif::{
     BackendFeatures, Blkif, BlockCompletion, BlockStatus, EngineConfig, EngineError, EngineState,
     Events, FrontendConfig, FrontendParams, Io, Layout, LogEvent,
@@ -84,8 +84,8 @@ impl Harness {
     fn new(features: BlkFeatures, x86_32: bool, cfg: FrontendConfig) -> Self {
         let xen = Xen::default();
         let capacity = xen.grant_entries().capacity();
-        let links: &'static mut [GrantRef] =
-            Box::leak(vec![0; capacity as usize].into_boxed_slice());
+        let links: &'static [GrantLink] =
+            Box::leak(xen_sim::grant_links(capacity as usize).into_boxed_slice());
         let grants = GrantTable::new(xen.grant_entries(), links, capacity).unwrap();
         let mut arg = EvtchnAllocUnbound {
             dom: xen.guest_domid(),

@@ -308,7 +308,7 @@ fn quotas_reach_the_client_as_store_errors() {
 fn the_ring_kicks_the_xenstore_event_channel() {
     let xen = Xen::default();
     let mut ring = xen.store_ring();
-    let mut chans: EventChannels<_, _, _, 64, 1> = EventChannels::new(
+    let chans: EventChannels<_, _, _, 64, 1> = EventChannels::new(
         xen.evtchn_ops(),
         xen.shared_info(),
         xen.fifo(),

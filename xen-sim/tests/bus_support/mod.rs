@@ -13,7 +13,7 @@ use xen_sim::{
 use xenpci_core::bus::{Bus, BusConfig, BusEvent, ChildRunner, UnplugFlags, UnplugPlan};
 use xenpci_core::control::ControlRequest;
 use xenpci_core::evtchn::{EventChannels, HandlerId};
-use xenpci_core::grant_table::{GrantTable, Revocation};
+use xenpci_core::grant_table::{GrantLink, GrantTable, Revocation};
 use xenpci_core::hypervisor::hvm::{CallbackVia, UpcallResources};
 use xenpci_core::hypervisor::Policy;
 use xenpci_core::xenbus::{read_child, Change, FrontendDriver, FrontendStore, ReadBuffers};
@@ -59,15 +59,15 @@ pub fn config(vcpus: u32, prefer_fifo: bool) -> BusConfig {
     }
 }
 
-pub fn links() -> Vec<GrantRef> {
-    vec![0; 8 * 512]
+pub fn links() -> Vec<GrantLink> {
+    xen_sim::grant_links(8 * 512)
 }
 
 /// The whole bring-up over the model.
 pub fn bring_up<'g>(
     xen: &Xen,
     cfg: BusConfig,
-    links: &'g mut [GrantRef],
+    links: &'g [GrantLink],
     ring: &mut SimRingTransport,
 ) -> TestBus<'g> {
     let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use xen_abi::event_channel::{EvtchnAllocUnbound, EvtchnSend};
-use xen_abi::types::{EvtchnPort, GrantRef};
+use xen_abi::types::EvtchnPort;
 use xen_ring::RingMemory;
 use xen_sim::netback::{NetFeatures, Netback, QueueRefs};
 use xen_sim::{SimEvtchnOps, SimGrantEntries, Xen};
@@ -14,7 +14,7 @@ use xennet_core::{
     RingPages, RxPacket, RxVerdict, SubmitError, Tag, TxCompletion, TxOffload, TxPacket,
 };
 use xenpci_core::evtchn::EventChannelOps;
-use xenpci_core::grant_table::GrantTable;
+use xenpci_core::grant_table::{GrantLink, GrantTable};
 
 pub const QUEUES: usize = 4;
 pub const PENDING: usize = 32;
@@ -128,8 +128,8 @@ impl Harness {
         let xen = Xen::default();
         xen.set_grant_frames(8).unwrap();
         let capacity = xen.grant_entries().capacity();
-        let links: &'static mut [GrantRef] =
-            Box::leak(vec![0; capacity as usize].into_boxed_slice());
+        let links: &'static [GrantLink] =
+            Box::leak(xen_sim::grant_links(capacity as usize).into_boxed_slice());
         let grants = GrantTable::new(xen.grant_entries(), links, capacity).unwrap();
         let grants_free_at_start = grants.free_count();
         let pool: [[u64; POOL]; QUEUES] =

@@ -79,7 +79,7 @@ use xen_abi::types::EvtchnPort;
 use crate::control::{Control, ControlRequest};
 use crate::evtchn::{
     Config as EvtchnConfig, EventChannelOps, EventChannels, EvtchnError, FifoShared, HandlerId,
-    SharedInfoEvents,
+    SharedInfoEvents, UpcallReach,
 };
 use crate::grant_table::{GrantEntries, GrantError, GrantTable};
 use crate::hypervisor::detect::XenCpuid;
@@ -532,7 +532,10 @@ where
 
     fn install_upcall(&mut self) -> Result<(), BusError> {
         let method = self.upcall_method();
-        hvm::setup_upcall(&self.hv, method, 0..self.config.vcpus).map_err(fail(Step::Upcall))
+        hvm::setup_upcall(&self.hv, method, 0..self.config.vcpus).map_err(fail(Step::Upcall))?;
+        self.evtchn
+            .set_upcall_reach(UpcallReach::of(method))
+            .map_err(fail(Step::Upcall))
     }
 
     /// The upcall route chosen from Xen's features and the shell's resources.

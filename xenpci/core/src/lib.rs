@@ -19,6 +19,7 @@ pub mod evtchn;
 pub mod grant_table;
 pub mod hypervisor;
 pub mod suspend;
+mod sync;
 pub mod unplug;
 pub mod xenbus;
 pub mod xenstore;

@@ -72,7 +72,7 @@ pub fn check_platform<H: Hypervisor + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xenpci_core::hypervisor::{HypercallMechanism, PortIo};
+    use xenpci_core::hypervisor::{Arg, HypercallMechanism, PortIo};
 
     /// A CPU that answers CPUID from a table; every other operation is a mistake at START.
     struct Cpu {
@@ -140,17 +140,7 @@ mod tests {
         fn set_hypercall_mechanism(&self, _: HypercallMechanism) {
             panic!("the start checks must not choose a hypercall mechanism")
         }
-        fn hypercall(&self, _: u32, _: u64, _: &mut [u8]) -> i64 {
-            panic!("the start checks must not make hypercalls")
-        }
-        fn hypercall_with_buffer(
-            &self,
-            _: u32,
-            _: u64,
-            _: &mut [u8],
-            _: usize,
-            _: &mut [u8],
-        ) -> i64 {
+        fn hypercall(&self, _: u32, _: &mut [Arg<'_>; 5]) -> i64 {
             panic!("the start checks must not make hypercalls")
         }
         fn allocate_frames(&self, _: u32) -> Option<u64> {

@@ -5,16 +5,17 @@
 
 use xen_abi::types::{DomId, EvtchnPort, GrantRef};
 use xenpci_core::grant_table::{GrantError, Revocation};
-use xenvbd_core::blkif::{Events, Grants, LogEvent, MAX_QUEUES};
+use xenvbd_core::blkif::{Ended, Events, Grants, LogEvent, MAX_QUEUES};
 
 use crate::consumer::{BusCallbacks, BusClient};
 use crate::BusError;
 
 /// Grants through the table.
 ///
-/// `end` reports the bus's outcome as it is: [`Revocation::Deferred`] when the backend still
-/// maps the page. A failure other than "not granted" (the interface released, a call at the
-/// wrong IRQL) leaves the grant's state unknown: the block core is told `Deferred`, which
+/// `end` answers [`Ended::Revoked`] when the bus revoked the reference and
+/// [`Ended::Abandoned`] when it deferred the revocation (the backend still maps the page; the
+/// bus retries on its own). A failure other than "not granted" (the interface released, a call
+/// at the wrong IRQL) leaves the grant's state unknown: the block core is told `Abandoned`, which
 /// keeps the page away from anyone else, and the failure is counted in
 /// [`end_failures`](Self::end_failures) with the last one kept for the log.
 #[derive(Debug)]
@@ -55,14 +56,19 @@ impl<H: BusCallbacks> Grants for TableGrants<'_, '_, H> {
             })
     }
 
-    fn end(&mut self, gref: GrantRef) -> Result<Revocation, GrantError> {
+    /// The table's end hands a reference the backend still maps to the bus's deferred list (the
+    /// bus revokes it later on its own), so the child never learns when the page is free again:
+    /// that page is [`Ended::Abandoned`], never reused. A failed end is treated the same way,
+    /// since the page may still be mapped.
+    fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
         match self.client.end_access(gref) {
-            Ok(r) => Ok(r),
+            Ok(Revocation::Revoked) => Ok(Ended::Revoked),
+            Ok(Revocation::Deferred) => Ok(Ended::Abandoned),
             Err(BusError::NotGranted) => Err(GrantError::NotGranted { gref }),
             Err(e) => {
                 self.end_failures += 1;
                 self.last_failure = Some(e);
-                Ok(Revocation::Deferred)
+                Ok(Ended::Abandoned)
             }
         }
     }

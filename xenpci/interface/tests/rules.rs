@@ -230,12 +230,13 @@ fn a_revocation_the_backend_still_maps_is_reported_deferred() {
     assert_eq!(client.end_access(gref), Err(BusError::NotGranted));
     dom0.unmap_grant(mapped).unwrap();
 
-    // Through the block core's trait: the outcome is passed on, not hidden.
+    // Through the block core's trait: the bus took the reference over, so the page is
+    // abandoned (never reused), not reported free.
     let gref = client.grant_access(0, page, true).unwrap();
     let mapped = dom0.map_grant(gref, false).unwrap();
     let mut grants = xenpci_interface::blkif::TableGrants::new(&client);
     use xenvbd_core::blkif::Grants;
-    assert_eq!(grants.end(gref), Ok(Revocation::Deferred));
+    assert_eq!(grants.end(gref), Ok(xenvbd_core::blkif::Ended::Abandoned));
     assert_eq!(grants.end_failures(), 0);
     assert_eq!(
         grants.end(gref),

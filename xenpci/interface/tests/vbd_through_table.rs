@@ -301,10 +301,7 @@ impl<'h> Rig<'h> {
         }
         let domid = client.backend_domid().unwrap();
         let engine = Box::new(Blkif::new(
-            EngineConfig {
-                backend: domid,
-                handle: VBD as u16,
-            },
+            EngineConfig::new(domid, VBD as u16),
             &pool,
             &ind,
         ));
@@ -554,6 +551,7 @@ fn block_core_negotiates_and_moves_data_through_the_table() {
         max_queues: 1,
         max_indirect_segments: 32,
         persistent: true,
+        trust_backend: true,
     };
     let mut rig = Rig::new(&handlers, features, cfg);
     assert_eq!(
@@ -616,6 +614,7 @@ fn single_page_ring_with_persistent_grants_and_no_indirect() {
             max_queues: 1,
             max_indirect_segments: 0,
             persistent: true,
+            trust_backend: true,
         },
     );
     rig.start();

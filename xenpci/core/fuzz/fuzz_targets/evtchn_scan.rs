@@ -14,8 +14,8 @@ use xen_abi::event_channel::{
     EvtchnUnmask, EVTCHN_FIFO_EVENT_WORDS_PER_PAGE, EVTCHN_FIFO_MAX_QUEUES,
 };
 use xenpci_core::evtchn::{
-    Config, EventChannelOps, EventChannels, FifoShared, HandlerId, L2Bitmap, SharedInfoEvents,
-    XenErrno,
+    Config, EventChannelOps, EventChannels, EvtchnError, FifoShared, HandlerId, L2Bitmap,
+    SharedInfoEvents, UpcallReach, XenErrno,
 };
 
 const VCPUS: usize = 2;
@@ -188,7 +188,7 @@ fuzz_target!(|input: &[u8]| {
         vcpus: VCPUS as u32,
         prefer_fifo: true,
     };
-    let Ok(mut ev) = EventChannels::<_, _, _, 256, VCPUS>::new(&ops, &mem, &mem, config) else {
+    let Ok(ev) = EventChannels::<_, _, _, 256, VCPUS>::new(&ops, &mem, &mem, config) else {
         return;
     };
     for i in 0..u32::from(bound % 200) {
@@ -198,7 +198,7 @@ fuzz_target!(|input: &[u8]| {
     while let Some([op, a, b, c, d, e]) = take::<6>(&mut data) {
         let value = u32::from_le_bytes([b, c, d, e]);
         let vcpu = u32::from(a) % VCPUS as u32;
-        match op % 8 {
+        match op % 10 {
             0 => mem.words[usize::from(u16::from_le_bytes([a, b])) % WORDS].store(value, SeqCst),
             1 => mem.heads[vcpu as usize][usize::from(b) % EVTCHN_FIFO_MAX_QUEUES]
                 .store(value, SeqCst),
@@ -214,6 +214,24 @@ fuzz_target!(|input: &[u8]| {
             }
             6 => {
                 let _ = ev.unmask(value % 600);
+            }
+            7 => {
+                let reach = if value & 1 == 0 {
+                    UpcallReach::AllVcpus
+                } else {
+                    UpcallReach::Vcpu0
+                };
+                let _ = ev.set_upcall_reach(reach);
+            }
+            8 => {
+                let port = value % 600;
+                let result = ev.bind_vcpu(port, vcpu);
+                if vcpu != 0 && ev.upcall_reach() == UpcallReach::Vcpu0 {
+                    assert_eq!(result, Err(EvtchnError::UnreachableVcpu { vcpu }));
+                }
+                if result.is_ok() {
+                    assert_eq!(ev.dispatch().get(port).map(|b| b.vcpu), Some(vcpu));
+                }
             }
             _ => {
                 let budget = u32::from(b) + 1;

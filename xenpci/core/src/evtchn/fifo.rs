@@ -13,6 +13,15 @@
 //! to itself, comes back to an event already unlinked), ends the queue: the rest of the chain is
 //! dropped and [`super::EvtchnStats::fifo_bad_links`] counted. Xen links an event again when it
 //! is next raised.
+//!
+//! # Sharing
+//! The event words and control blocks are shared with Xen and with the other vCPUs (another
+//! vCPU's scan, a bind's `unmask`, Xen linking events): every change to an event word is one
+//! atomic read-modify-write on the whole word ([`FifoShared`]), so no bit another party set is
+//! lost. The local queue state (`ready` bits taken from the control block, the next port of each
+//! queue) belongs to the vCPU: it lives in the vCPU's slot (`evtchn/vcpu.rs`) between scans and
+//! only the one scan of that vCPU that may run at a time touches it. An invariant the slot relies
+//! on: a queue's local head is non-zero only while its `ready` bit is set.
 
 use xen_abi::event_channel::{
     EventWord, EventWordFlags, EVTCHN_FIFO_LINK_MASK, EVTCHN_FIFO_MAX_QUEUES,
@@ -32,8 +41,8 @@ const QUEUE_BITS: u32 = ((1u64 << EVTCHN_FIFO_MAX_QUEUES) - 1) as u32;
 /// A vCPU's local queue state: ready queues not yet drained and the next port of each.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Queues {
-    ready: u32,
-    head: [EvtchnPort; EVTCHN_FIFO_MAX_QUEUES],
+    pub(super) ready: u32,
+    pub(super) head: [EvtchnPort; EVTCHN_FIFO_MAX_QUEUES],
 }
 
 /// Clears `LINKED` and the link of `port`'s word; returns the word as it was, or `None` if the

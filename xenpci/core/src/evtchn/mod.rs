@@ -11,12 +11,46 @@
 //! ([`EventChannels::scan`]) reports fired ports to a callback, at most `budget` per call, fairly
 //! (see [`two_level`] and [`fifo`] for how each ABI stays fair and bounded). A port that fires
 //! without a handler is masked and counted.
+//!
+//! # Concurrency contract
+//! [`EventChannels`] is shared by every CPU through `&self`; only start-up ([`EventChannels::new`])
+//! and resume ([`EventChannels::reinit`], with every other CPU quiesced) take it exclusively.
+//! - [`EventChannels::scan`] runs at DIRQL (the upcall's ISR) or DISPATCH_LEVEL (a DPC), for each
+//!   vCPU on its own and for all vCPUs at once, with no lock shared between vCPUs: the shared
+//!   words are atomics ([`shared`]), each vCPU's resume point lives in its own slot, the
+//!   dispatch table is read with single atomic loads, and the counters are atomics. One scan of a
+//!   given vCPU runs at a time (the shell scans a vCPU from one place, or nests an ISR's scan
+//!   in a DPC's on the same CPU only if it accepts [`EvtchnError::ScanInProgress`]).
+//! - [`EventChannels::mask`], [`EventChannels::unmask`], [`EventChannels::send`] (notify),
+//!   [`EventChannels::clear_pending`], [`EventChannels::is_pending`],
+//!   [`EventChannels::is_masked`] and [`EventChannels::status`] run at IRQL <= DIRQL on any CPU,
+//!   concurrently with each other and with scans (children's DPCs and ISRs).
+//! - Binding changes ([`EventChannels::attach`], [`EventChannels::alloc_unbound`],
+//!   [`EventChannels::bind_interdomain`], [`EventChannels::bind_virq`],
+//!   [`EventChannels::bind_vcpu`], [`EventChannels::set_priority`], [`EventChannels::close`],
+//!   [`EventChannels::set_upcall_reach`]) run at PASSIVE_LEVEL under the shell's lock for binding
+//!   changes (one at a time), concurrently with scans and with the calls above. If two ever race
+//!   anyway, each table change is still one atomic operation, and a second FIFO event-array
+//!   growth is refused ([`EvtchnError::ConcurrentChange`]) rather than asking for a page twice.
+//!
+//! A scan that started before [`EventChannels::close`] returned may still report the port once
+//! (it cleared the pending bit before the close unregistered the handler): the shell keeps the
+//! handler's callback valid until every vCPU's scan in flight has finished (for example by
+//! flushing its DPCs).
+//!
+//! # vCPUs the upcall reaches
+//! Only the per-vCPU upcall vector and the callback vector interrupt every vCPU; the INTx/GSI
+//! callback interrupts vCPU 0 only, so events Xen sends to another vCPU would wait forever.
+//! Until the shell states which upcall is installed ([`EventChannels::set_upcall_reach`], from
+//! [`UpcallReach::of`] of [`crate::hypervisor::hvm::choose_upcall`]'s choice), binding a port to
+//! a vCPU other than 0 is refused with [`EvtchnError::UnreachableVcpu`].
 
 pub mod dispatch;
 pub mod fifo;
 pub mod ops;
 pub mod shared;
 pub mod two_level;
+mod vcpu;
 
 #[cfg(test)]
 mod tests;
@@ -33,6 +67,10 @@ use xen_abi::event_channel::{
 };
 use xen_abi::shared_info::EVTCHN_2L_WORDS;
 use xen_abi::types::{DomId, EvtchnPort, DOMID_SELF};
+
+use crate::hypervisor::hvm::{CallbackVia, UpcallMethod};
+use crate::sync::{fence, AtomicBool, AtomicU32, Ordering};
+use vcpu::{AtomicStats, VcpuSlot};
 
 pub use dispatch::{Binding, DispatchTable, HandlerId};
 pub use ops::{EventChannelOps, XenErrno};
@@ -92,6 +130,28 @@ pub enum EvtchnError {
     },
     /// The operation exists only in the FIFO ABI.
     NotFifo,
+    /// The installed upcall does not interrupt this vCPU (the INTx/GSI callback reaches vCPU 0
+    /// only), so events bound to it would be lost.
+    UnreachableVcpu {
+        /// The vCPU.
+        vcpu: u32,
+    },
+    /// A port is bound to a vCPU the new upcall would not reach.
+    BoundOffVcpu0 {
+        /// The port.
+        port: EvtchnPort,
+        /// Its vCPU.
+        vcpu: u32,
+    },
+    /// A scan of this vCPU is already running (a nested call on the same CPU, or the same vCPU
+    /// scanned from two places).
+    ScanInProgress {
+        /// The vCPU.
+        vcpu: u32,
+    },
+    /// Another binding change was growing the FIFO event array: binding changes must be
+    /// serialised by the shell's lock.
+    ConcurrentChange,
 }
 
 impl fmt::Display for EvtchnError {
@@ -117,6 +177,19 @@ impl fmt::Display for EvtchnError {
                 write!(f, "no page {page} for the FIFO event array")
             }
             EvtchnError::NotFifo => f.write_str("the FIFO event ABI is not in use"),
+            EvtchnError::UnreachableVcpu { vcpu } => {
+                write!(f, "the upcall does not interrupt vCPU {vcpu}")
+            }
+            EvtchnError::BoundOffVcpu0 { port, vcpu } => write!(
+                f,
+                "port {port} is bound to vCPU {vcpu}, which the upcall would not reach"
+            ),
+            EvtchnError::ScanInProgress { vcpu } => {
+                write!(f, "a scan of vCPU {vcpu} is already running")
+            }
+            EvtchnError::ConcurrentChange => {
+                f.write_str("another binding change is growing the event array")
+            }
         }
     }
 }
@@ -168,6 +241,31 @@ pub struct EvtchnStats {
     pub array_pages: u64,
 }
 
+/// Which vCPUs the installed upcall interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UpcallReach {
+    /// Every vCPU (the per-vCPU upcall vector, or the callback vector).
+    AllVcpus,
+    /// vCPU 0 only (the callback through a GSI or the PCI INTx line).
+    Vcpu0,
+}
+
+impl UpcallReach {
+    /// The vCPUs `method` interrupts. Xen injects the per-vCPU vector and the callback vector on
+    /// the vCPU the event is bound to; it asserts the GSI or INTx line only for vCPU 0's
+    /// `evtchn_upcall_pending`.
+    pub fn of(method: UpcallMethod) -> Self {
+        match method {
+            UpcallMethod::PerVcpuVector(_) | UpcallMethod::CallbackIrq(CallbackVia::Vector(_)) => {
+                UpcallReach::AllVcpus
+            }
+            UpcallMethod::CallbackIrq(CallbackVia::Gsi(_) | CallbackVia::PciIntx { .. }) => {
+                UpcallReach::Vcpu0
+            }
+        }
+    }
+}
+
 /// Which ABI to try at start.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -181,7 +279,7 @@ pub struct Config {
 const UNMASK_ATTEMPTS: u32 = 16;
 
 /// Event channels over one ABI, with handlers for ports `1..PORTS` and state for up to `VCPUS`
-/// vCPUs.
+/// vCPUs. See the module documentation for which calls may run concurrently.
 #[derive(Debug)]
 pub struct EventChannels<O, S, F, const PORTS: usize, const VCPUS: usize> {
     ops: O,
@@ -189,11 +287,16 @@ pub struct EventChannels<O, S, F, const PORTS: usize, const VCPUS: usize> {
     fifo: F,
     abi: Abi,
     vcpus: u32,
-    array_pages: u32,
+    /// FIFO event-array pages added; only grows (release) between resumes, read by scans
+    /// (acquire) to bound the ports they touch.
+    array_pages: AtomicU32,
+    /// Held while a binding change grows the event array.
+    growing: AtomicBool,
+    /// Whether the installed upcall interrupts every vCPU ([`UpcallReach::AllVcpus`]).
+    all_vcpus_reached: AtomicBool,
     dispatch: DispatchTable<PORTS>,
-    cursors: [two_level::Cursor; VCPUS],
-    queues: [fifo::Queues; VCPUS],
-    stats: EvtchnStats,
+    slots: [VcpuSlot; VCPUS],
+    stats: AtomicStats,
 }
 
 impl<O, S, F, const PORTS: usize, const VCPUS: usize> EventChannels<O, S, F, PORTS, VCPUS>
@@ -214,11 +317,12 @@ where
             fifo,
             abi: Abi::TwoLevel,
             vcpus: config.vcpus,
-            array_pages: 0,
+            array_pages: AtomicU32::new(0),
+            growing: AtomicBool::new(false),
+            all_vcpus_reached: AtomicBool::new(false),
             dispatch: DispatchTable::new(),
-            cursors: [two_level::Cursor::default(); VCPUS],
-            queues: [fifo::Queues::default(); VCPUS],
-            stats: EvtchnStats::default(),
+            slots: core::array::from_fn(|_| VcpuSlot::new()),
+            stats: AtomicStats::new(),
         };
         if config.prefer_fifo && this.init_fifo()? {
             this.abi = Abi::Fifo;
@@ -258,12 +362,17 @@ where
     /// cursor and event-array page, then runs the start-up of [`new`](Self::new) again (FIFO if
     /// `prefer_fifo` and still available, else 2-level with every port masked and no stale
     /// pending bit). The shell is asked for control blocks and event-array pages again, from
-    /// page 0. Ports the bus needs (xenstore, VIRQs) must be bound or attached again afterwards.
+    /// page 0. The upcall must be installed and stated again
+    /// ([`set_upcall_reach`](Self::set_upcall_reach)), then the ports the bus needs (xenstore,
+    /// VIRQs) bound or attached again. Takes `&mut self`: nothing else runs during a resume.
     pub fn reinit(&mut self, prefer_fifo: bool) -> Result<Abi, EvtchnError> {
-        self.dispatch = DispatchTable::new();
-        self.cursors = [two_level::Cursor::default(); VCPUS];
-        self.queues = [fifo::Queues::default(); VCPUS];
-        self.array_pages = 0;
+        self.dispatch.clear();
+        for slot in &mut self.slots {
+            slot.reset();
+        }
+        self.array_pages = AtomicU32::new(0);
+        self.growing = AtomicBool::new(false);
+        self.all_vcpus_reached = AtomicBool::new(false);
         self.abi = Abi::TwoLevel;
         if prefer_fifo && self.init_fifo()? {
             self.abi = Abi::Fifo;
@@ -281,9 +390,34 @@ where
         self.abi
     }
 
-    /// The counters.
+    /// The counters (each exact; taken one after the other while other CPUs may add to them).
     pub fn stats(&self) -> EvtchnStats {
-        self.stats
+        self.stats.snapshot()
+    }
+
+    /// States which vCPUs the upcall the shell installed interrupts (call after every
+    /// installation, with [`UpcallReach::of`] the method [`crate::hypervisor::hvm::setup_upcall`]
+    /// was given). Until then only vCPU 0 counts as reached. Refused with
+    /// [`EvtchnError::BoundOffVcpu0`] if the upcall would no longer reach a vCPU a port is
+    /// bound to. PASSIVE_LEVEL, under the shell's lock for binding changes.
+    pub fn set_upcall_reach(&self, reach: UpcallReach) -> Result<(), EvtchnError> {
+        let all = reach == UpcallReach::AllVcpus;
+        if !all {
+            if let Some((port, vcpu)) = self.dispatch.port_off_vcpu0() {
+                return Err(EvtchnError::BoundOffVcpu0 { port, vcpu });
+            }
+        }
+        self.all_vcpus_reached.store(all, Ordering::Release);
+        Ok(())
+    }
+
+    /// Which vCPUs the upcall reaches, as last stated.
+    pub fn upcall_reach(&self) -> UpcallReach {
+        if self.all_vcpus_reached.load(Ordering::Acquire) {
+            UpcallReach::AllVcpus
+        } else {
+            UpcallReach::Vcpu0
+        }
     }
 
     /// The dispatch table.
@@ -299,7 +433,11 @@ where
     /// Ports the ABI can currently address (for FIFO: the mapped event words).
     fn abi_limit(&self) -> u32 {
         match self.abi {
-            Abi::Fifo => self.array_pages * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
+            // Acquire: pairs with the release in `ensure_array`, so a port below the limit has
+            // its event word mapped on this CPU too.
+            Abi::Fifo => {
+                self.array_pages.load(Ordering::Acquire) * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE
+            }
             Abi::TwoLevel => EVTCHN_2L_NR_CHANNELS,
         }
     }
@@ -322,8 +460,17 @@ where
         Ok(())
     }
 
+    /// A vCPU a port may be bound to: in range and interrupted by the upcall.
+    fn check_target_vcpu(&self, vcpu: u32) -> Result<(), EvtchnError> {
+        self.check_vcpu(vcpu)?;
+        if vcpu != 0 && self.upcall_reach() != UpcallReach::AllVcpus {
+            return Err(EvtchnError::UnreachableVcpu { vcpu });
+        }
+        Ok(())
+    }
+
     /// FIFO: adds event-array pages until `port` has an event word.
-    fn ensure_array(&mut self, port: EvtchnPort) -> Result<(), EvtchnError> {
+    fn ensure_array(&self, port: EvtchnPort) -> Result<(), EvtchnError> {
         if self.abi != Abi::Fifo {
             return Ok(());
         }
@@ -333,8 +480,22 @@ where
                 capacity: EVTCHN_FIFO_NR_CHANNELS,
             });
         }
+        if port < self.abi_limit() {
+            return Ok(());
+        }
+        // Acquire/release pair for the growth: a second binding change growing at once (the
+        // shell's lock should make it impossible) is refused instead of asking for a page twice.
+        if self.growing.swap(true, Ordering::Acquire) {
+            return Err(EvtchnError::ConcurrentChange);
+        }
+        let result = self.grow_array(port);
+        self.growing.store(false, Ordering::Release);
+        result
+    }
+
+    fn grow_array(&self, port: EvtchnPort) -> Result<(), EvtchnError> {
         while port >= self.abi_limit() {
-            let page = self.array_pages;
+            let page = self.array_pages.load(Ordering::Relaxed);
             let gfn = self
                 .fifo
                 .prepare_array_page(page)
@@ -342,8 +503,13 @@ where
             self.ops
                 .expand_array(&EvtchnExpandArray { array_gfn: gfn })
                 .map_err(hypercall(EVTCHNOP_EXPAND_ARRAY))?;
-            self.array_pages += 1;
-            self.stats.array_pages += 1;
+            // Release: the page the shell readied is mapped before any scan bounded by the new
+            // limit touches its words.
+            self.array_pages.store(page + 1, Ordering::Release);
+            self.stats.add(&EvtchnStats {
+                array_pages: 1,
+                ..EvtchnStats::default()
+            });
         }
         Ok(())
     }
@@ -351,7 +517,7 @@ where
     /// Takes a port Xen just bound into use: makes sure the ABI can address it, registers the
     /// handler and unmasks it. On failure the port is closed again.
     fn adopt(
-        &mut self,
+        &self,
         port: EvtchnPort,
         handler: HandlerId,
         vcpu: u32,
@@ -367,12 +533,12 @@ where
     /// Registers `handler` for a port bound outside this instance (for example the xenstore or
     /// console port the toolstack set up) and unmasks it.
     pub fn attach(
-        &mut self,
+        &self,
         port: EvtchnPort,
         handler: HandlerId,
         vcpu: u32,
     ) -> Result<(), EvtchnError> {
-        self.check_vcpu(vcpu)?;
+        self.check_target_vcpu(vcpu)?;
         if port == 0 {
             return Err(EvtchnError::InvalidPort { port });
         }
@@ -391,7 +557,7 @@ where
 
     /// Allocates a port `remote_dom` may bind to, handled by `handler` on vCPU 0.
     pub fn alloc_unbound(
-        &mut self,
+        &self,
         remote_dom: DomId,
         handler: HandlerId,
     ) -> Result<EvtchnPort, EvtchnError> {
@@ -409,7 +575,7 @@ where
     /// Connects to `remote_port` of `remote_dom`; the local port is handled by `handler` on
     /// vCPU 0.
     pub fn bind_interdomain(
-        &mut self,
+        &self,
         remote_dom: DomId,
         remote_port: EvtchnPort,
         handler: HandlerId,
@@ -428,12 +594,12 @@ where
 
     /// Binds virtual IRQ `virq` of `vcpu` to a new port handled by `handler`.
     pub fn bind_virq(
-        &mut self,
+        &self,
         virq: u32,
         vcpu: u32,
         handler: HandlerId,
     ) -> Result<EvtchnPort, EvtchnError> {
-        self.check_vcpu(vcpu)?;
+        self.check_target_vcpu(vcpu)?;
         let mut arg = EvtchnBindVirq {
             virq,
             vcpu,
@@ -445,10 +611,15 @@ where
         self.adopt(arg.port, handler, vcpu)
     }
 
-    /// Makes `port` notify `vcpu`.
-    pub fn bind_vcpu(&mut self, port: EvtchnPort, vcpu: u32) -> Result<(), EvtchnError> {
-        self.check_vcpu(vcpu)?;
+    /// Makes `port` notify `vcpu`. Refused with [`EvtchnError::UnreachableVcpu`] when the
+    /// upcall does not interrupt `vcpu` (see [`set_upcall_reach`](Self::set_upcall_reach)).
+    pub fn bind_vcpu(&self, port: EvtchnPort, vcpu: u32) -> Result<(), EvtchnError> {
+        self.check_target_vcpu(vcpu)?;
         self.check_port(port)?;
+        // Only a registered port moves: its handler must follow it to the new vCPU's scan.
+        if self.dispatch.get(port).is_none() {
+            return Err(EvtchnError::NotRegistered { port });
+        }
         self.ops
             .bind_vcpu(&EvtchnBindVcpu { port, vcpu })
             .map_err(hypercall(EVTCHNOP_BIND_VCPU))?;
@@ -456,7 +627,7 @@ where
     }
 
     /// Sets the FIFO priority of `port` (0 highest, 15 lowest).
-    pub fn set_priority(&mut self, port: EvtchnPort, priority: u32) -> Result<(), EvtchnError> {
+    pub fn set_priority(&self, port: EvtchnPort, priority: u32) -> Result<(), EvtchnError> {
         if self.abi != Abi::Fifo {
             return Err(EvtchnError::NotFifo);
         }
@@ -494,7 +665,7 @@ where
     }
 
     /// Closes `port`: masks it, closes it in Xen, then drops its handler and pending state.
-    pub fn close(&mut self, port: EvtchnPort) -> Result<(), EvtchnError> {
+    pub fn close(&self, port: EvtchnPort) -> Result<(), EvtchnError> {
         self.check_port(port)?;
         self.mask(port)?;
         self.ops
@@ -526,7 +697,10 @@ where
     /// mask bit is cleared in place, re-checked for an event that raced with it, and handed to
     /// the hypercall if one did. FIFO words Xen is updating (`BUSY`) also go through the
     /// hypercall.
-    pub fn unmask(&mut self, port: EvtchnPort) -> Result<(), EvtchnError> {
+    ///
+    /// Any CPU, IRQL <= DIRQL, concurrently with scans and other unmasks: it changes only the
+    /// port's own mask bit (an atomic AND, or a compare-exchange of the FIFO word) and a counter.
+    pub fn unmask(&self, port: EvtchnPort) -> Result<(), EvtchnError> {
         self.check_port(port)?;
         let needs_hypercall = match self.abi {
             Abi::Fifo => !self.unmask_fifo_locally(port),
@@ -535,13 +709,23 @@ where
                 if self.shared.load(L2Bitmap::Pending, word) & bit != 0 {
                     true
                 } else {
+                    // Xen sets the pending bit and then tests the mask; we clear the mask and
+                    // then test the pending bit (a store-load pattern on two words). The fence
+                    // keeps our load after our clear whatever ordering the shell's accessors
+                    // use (Xen's side is a locked instruction, itself a full barrier), so at
+                    // least one of us sees the other: either Xen raises the upcall or we hand
+                    // the port to the hypercall.
                     self.shared.fetch_and(L2Bitmap::Mask, word, !bit);
+                    fence(Ordering::SeqCst);
                     self.shared.load(L2Bitmap::Pending, word) & bit != 0
                 }
             }
         };
         if needs_hypercall {
-            self.stats.unmask_hypercalls += 1;
+            self.stats.add(&EvtchnStats {
+                unmask_hypercalls: 1,
+                ..EvtchnStats::default()
+            });
             self.ops
                 .unmask(&EvtchnUnmask { port })
                 .map_err(hypercall(EVTCHNOP_UNMASK))?;
@@ -614,36 +798,58 @@ where
     /// handler. Clears the vCPU's `evtchn_upcall_pending` before looking, so events raised during
     /// the scan raise a new upcall. When [`ScanOutcome::more`] is set, call again (the scan
     /// resumes where it stopped).
+    ///
+    /// DIRQL or DISPATCH_LEVEL, on any CPU; scans of different vCPUs run concurrently without
+    /// sharing a lock. A second scan of `vcpu` while one runs is refused with
+    /// [`EvtchnError::ScanInProgress`] (nothing is taken from Xen).
     pub fn scan(
-        &mut self,
+        &self,
         vcpu: u32,
         budget: u32,
         mut sink: impl FnMut(EvtchnPort, HandlerId),
     ) -> Result<ScanOutcome, EvtchnError> {
         self.check_vcpu(vcpu)?;
+        let slot = &self.slots[vcpu as usize];
+        if !slot.claim() {
+            return Err(EvtchnError::ScanInProgress { vcpu });
+        }
         self.shared.clear_upcall_pending(vcpu);
-        let index = vcpu as usize;
-        Ok(match self.abi {
-            Abi::Fifo => fifo::scan(
-                &mut self.queues[index],
-                &self.fifo,
-                self.array_pages * EVTCHN_FIFO_EVENT_WORDS_PER_PAGE,
-                &self.dispatch,
-                vcpu,
-                budget,
-                &mut self.stats,
-                &mut sink,
-            ),
-            Abi::TwoLevel => two_level::scan(
-                &mut self.cursors[index],
-                &self.shared,
-                &self.dispatch,
-                vcpu,
-                budget,
-                &mut self.stats,
-                &mut sink,
-            ),
-        })
+        let mut counted = EvtchnStats::default();
+        let outcome = match self.abi {
+            Abi::Fifo => {
+                let mut queues = slot.queues();
+                let ready_before = queues.ready;
+                let outcome = fifo::scan(
+                    &mut queues,
+                    &self.fifo,
+                    self.abi_limit(),
+                    &self.dispatch,
+                    vcpu,
+                    budget,
+                    &mut counted,
+                    &mut sink,
+                );
+                slot.set_queues(&queues, ready_before);
+                outcome
+            }
+            Abi::TwoLevel => {
+                let mut cursor = slot.cursor();
+                let outcome = two_level::scan(
+                    &mut cursor,
+                    &self.shared,
+                    &self.dispatch,
+                    vcpu,
+                    budget,
+                    &mut counted,
+                    &mut sink,
+                );
+                slot.set_cursor(&cursor);
+                outcome
+            }
+        };
+        slot.release();
+        self.stats.add(&counted);
+        Ok(outcome)
     }
 }
 

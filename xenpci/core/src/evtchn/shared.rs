@@ -2,11 +2,25 @@
 //! state in the shared-info area ([`SharedInfoEvents`]), and the FIFO event array and control
 //! blocks ([`FifoShared`]).
 //!
-//! Every method is one atomic access to memory Xen also writes; implementations use
-//! sequentially consistent (or at least acquire/release) atomics. Indices handed in are always
-//! within the ABI's limits: word indices below [`xen_abi::shared_info::EVTCHN_2L_WORDS`], FIFO
-//! ports below the number of event-array pages the core has added × 1024, queue indices below
+//! # Atomicity and ordering
+//! Every method is one atomic access to memory Xen and the other vCPUs also write, and must be
+//! sequentially consistent: on x86 a `lock`-prefixed instruction for each read-modify-write and
+//! exchange, and a plain load for each load (x86 loads after a locked instruction are ordered);
+//! on arm64 the `SeqCst` atomics of Rust. The core relies on it in three places:
+//! - 2-level unmask clears the mask bit and then loads the pending bit, while Xen sets the
+//!   pending bit and then tests the mask: with both sides sequentially consistent one of them
+//!   sees the other, so an event is never left pending and masked-off unnoticed;
+//! - the scan stores 0 to `evtchn_upcall_pending` before it exchanges the selector (2-level) or
+//!   `ready` (FIFO): an event Xen raises after the exchange sets the flag again and raises a new
+//!   upcall;
+//! - FIFO: each change to an event word is one read-modify-write of the whole word, so Xen's
+//!   `PENDING`/`LINKED`/link updates and another vCPU's `MASKED` changes are never lost.
+//!
+//! Indices handed in are always within the ABI's limits: word indices below
+//! [`xen_abi::shared_info::EVTCHN_2L_WORDS`], FIFO ports below the number of event-array pages
+//! the core has added × 1024, queue indices below
 //! [`xen_abi::event_channel::EVTCHN_FIFO_MAX_QUEUES`], vCPUs below the count given at start.
+//! Methods take `&self` and are called from every CPU at once.
 
 use xen_abi::event_channel::EventWord;
 use xen_abi::types::EvtchnPort;

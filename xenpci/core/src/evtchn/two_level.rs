@@ -7,6 +7,9 @@
 //! order. So a port that is always pending is delivered once per pass over the other pending
 //! ports, never ahead of them, and a budget bounds the ports handled per call: the next call
 //! resumes where this one stopped.
+//!
+//! The cursor lives in the vCPU's slot (`evtchn/vcpu.rs`) between scans; the scan works on a copy
+//! of it, owned by the one scan of that vCPU that may run at a time.
 
 use xen_abi::shared_info::EVTCHN_2L_WORDS;
 use xen_abi::types::EvtchnPort;
@@ -20,9 +23,9 @@ const BITS: u32 = 64;
 /// A vCPU's resume point and the selector bits still to be worked through.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Cursor {
-    sel: u64,
-    word: u32,
-    bit: u32,
+    pub(super) sel: u64,
+    pub(super) word: u32,
+    pub(super) bit: u32,
 }
 
 /// The first set bit of `sel` at or after `from`, wrapping around.

@@ -39,7 +39,7 @@ use super::hvm::{self, CallbackVia, UpcallMethod, UpcallResources};
 use super::mechanism::{self, Decision, HypercallMechanism, Policy};
 use super::shared_info::{self as si, SharedMemory, TimeError, WallClock, SEQLOCK_RETRIES};
 use super::*;
-use crate::grant_table::{GrantEntries, GrantTable};
+use crate::grant_table::{GrantEntries, GrantLink, GrantTable};
 
 const EINVAL: i64 = -22;
 const ENOSYS: i64 = -38;
@@ -1031,34 +1031,40 @@ proptest! {
 // ---- grant table ----
 
 #[derive(Debug, Default)]
-struct Entries(Vec<u16>);
+struct Entries(RefCell<Vec<u16>>);
 
 impl GrantEntries for Entries {
-    fn write_target(&mut self, _: u32, _: u16, _: u32) {}
-    fn publish_flags(&mut self, gref: u32, flags: u16) {
+    fn write_target(&self, _: u32, _: u16, _: u32) {}
+    fn publish_flags(&self, gref: u32, flags: u16) {
+        let mut e = self.0.borrow_mut();
         let i = gref as usize;
-        if self.0.len() <= i {
-            self.0.resize(i + 1, 0);
+        if e.len() <= i {
+            e.resize(i + 1, 0);
         }
-        self.0[i] = flags;
+        e[i] = flags;
     }
-    fn compare_exchange_flags(&mut self, gref: u32, current: u16, new: u16) -> u16 {
-        let old = self.0[gref as usize];
+    fn compare_exchange_flags(&self, gref: u32, current: u16, new: u16) -> u16 {
+        let mut e = self.0.borrow_mut();
+        let old = e[gref as usize];
         if old == current {
-            self.0[gref as usize] = new;
+            e[gref as usize] = new;
         }
         old
     }
     fn load_flags(&self, gref: u32) -> u16 {
-        self.0[gref as usize]
+        self.0.borrow()[gref as usize]
     }
+}
+
+fn grant_links(n: usize) -> Vec<GrantLink> {
+    (0..n).map(|_| GrantLink::new()).collect()
 }
 
 #[test]
 fn grant_frames_grow_the_table() {
     let f = ready();
-    let mut links = vec![0u32; 8 * 512];
-    let mut table = GrantTable::new(Entries::default(), &mut links, 0).unwrap();
+    let links = grant_links(8 * 512);
+    let mut table = GrantTable::new(Entries::default(), &links, 0).unwrap();
     let mut frames = GrantFrames::setup(&f, 8).unwrap();
     assert_eq!(frames.limit(), 4);
     assert_eq!(frames.size().max_nr_frames, 4);
@@ -1092,8 +1098,8 @@ fn grant_frame_failures_keep_what_was_mapped() {
     let mut f = FakeXen::new();
     f.set_hypercall_mechanism(HypercallMechanism::Vmcall);
     f.fail_physmap_idx = Some(2);
-    let mut links = vec![0u32; 4 * 512];
-    let mut table = GrantTable::new(Entries::default(), &mut links, 0).unwrap();
+    let links = grant_links(4 * 512);
+    let mut table = GrantTable::new(Entries::default(), &links, 0).unwrap();
     let mut frames = GrantFrames::setup(&f, 4).unwrap();
     assert!(matches!(
         frames.grow(&f, &mut table, 4, |_, _| {}),
@@ -1112,8 +1118,8 @@ fn grant_frame_failures_keep_what_was_mapped() {
         Err(HvError::WindowExhausted { count: 1 })
     );
     // The caller's link storage is smaller than the frames: refused by the limit.
-    let mut small = vec![0u32; 512];
-    let mut table = GrantTable::new(Entries::default(), &mut small, 0).unwrap();
+    let small = grant_links(512);
+    let mut table = GrantTable::new(Entries::default(), &small, 0).unwrap();
     let f = ready();
     let mut frames = GrantFrames::setup(&f, 1).unwrap();
     assert_eq!(frames.limit(), 1);

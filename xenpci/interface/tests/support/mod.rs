@@ -28,7 +28,7 @@ use xenpci_core::bus::{
     Bus, BusConfig, BusEvent, BusSuspend, SuspendChildren, UnplugFlags, UnplugPlan,
 };
 use xenpci_core::evtchn::HandlerId;
-use xenpci_core::grant_table::{GrantTable, Revocation};
+use xenpci_core::grant_table::{GrantLink, GrantTable, Revocation};
 use xenpci_core::hypervisor::hvm::{CallbackVia, UpcallResources};
 use xenpci_core::hypervisor::Policy;
 use xenpci_core::suspend::{SuspendOutcome, SuspendSequence};
@@ -236,7 +236,8 @@ impl SimBus {
             ..Config::default()
         });
         let mut ring = xen.store_ring();
-        let links: &'static mut [GrantRef] = Box::leak(vec![0; 8 * 512].into_boxed_slice());
+        let links: &'static [GrantLink] =
+            Box::leak(xen_sim::grant_links(8 * 512).into_boxed_slice());
         let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
         let bus = TestBus::bring_up(
             xen.hypervisor(),
