@@ -191,7 +191,12 @@ fn run(args: &WineArgs) -> Result<bool, String> {
             phase.inf.display(),
             phase.hardware_id
         );
-        let checks = run_phase(phase, &service, &devinst, &work.join(phase.slug))?;
+        let dir = work.join(phase.slug);
+        let checks = run_phase(phase, &service, &devinst, &dir)?;
+        // A prefix is about half a gigabyte: keep it only when something failed (the log stays).
+        if checks.iter().all(|c| c.result.is_ok()) {
+            let _ = fs::remove_dir_all(dir.join("prefix"));
+        }
         for check in &checks {
             match &check.result {
                 Ok(evidence) => println!("  ok    {}: {evidence}", check.what),
