@@ -435,6 +435,13 @@ impl<const P: usize> Harness<P> {
     }
 
     fn connect(&mut self, mem: RingMemory, feat: BackendFeatures, cfg: FrontendConfig) {
+        self.connect_only(mem, feat, cfg);
+        self.run();
+        assert_eq!(self.eng.state(), EngineState::Running);
+    }
+
+    /// [`connect`](Self::connect) up to the layout probe, without running it.
+    fn connect_only(&mut self, mem: RingMemory, feat: BackendFeatures, cfg: FrontendConfig) {
         // Linux's blkback publishes these only when it connects: negotiate without them at
         // InitWait, as a real frontend must, and hand the full set over at Connected.
         let at_init_wait = BackendFeatures {
@@ -455,8 +462,6 @@ impl<const P: usize> Harness<P> {
             .unwrap();
         self.eng.connected(&feat, &mut io);
         self.be.persistent = self.eng.params().is_some_and(|p| p.persistent);
-        self.run();
-        assert_eq!(self.eng.state(), EngineState::Running);
     }
 
     fn submit(&mut self, tag: u64, op: BlockOp, segs: &[Segment]) -> Result<(), SubmitError> {
