@@ -16,6 +16,7 @@
 //! The crate is `#![no_std]` except under `cfg(test)`.
 #![cfg_attr(not(test), no_std)]
 
+pub mod event_log;
 pub mod fmt_buf;
 pub mod irql;
 pub mod layout;
@@ -28,6 +29,8 @@ pub mod status;
 
 #[cfg(target_os = "windows")]
 pub mod deferred;
+#[cfg(target_os = "windows")]
+pub mod event_log_writer;
 #[cfg(target_os = "windows")]
 pub mod interrupt;
 #[cfg(target_os = "windows")]

@@ -2,9 +2,11 @@
 //! [`crate::start`] over `win-km`'s WDM layer. No `unsafe` here.
 #![forbid(unsafe_code)]
 
+use win_km::event_log::{build_entry, event_code, Severity};
+use win_km::fmt_buf::{self, FixedBuf};
 use win_km::status::{nt_success, STATUS_SUCCESS};
 use win_km::wdm::{Device, Disposition, FdoDriver, Irp, PARTIAL_DESCRIPTOR_BYTES};
-use win_km::{error, info, warn};
+use win_km::{error, event_log_writer, info, warn};
 
 use crate::platform::X86;
 use crate::pnp::{Fdo, FdoAction};
@@ -61,6 +63,7 @@ impl FdoDriver for XenPci {
                     }
                     Err(failure) => {
                         error!("xenpci: START failed: {failure}");
+                        log_start_failure(&failure);
                         failure.status()
                     }
                 };
@@ -118,6 +121,18 @@ fn start(irp: &Irp) -> Result<Platform, StartFailure> {
     );
     CPU.set_window(r.window_start, r.window_length);
     Ok(platform)
+}
+
+/// The event code of a failed START (its message text is the first insertion string).
+const EVENT_START_FAILED: i32 = event_code(Severity::Error, 1);
+
+/// Writes a failed START to the System event log (best effort).
+fn log_start_failure(failure: &StartFailure) {
+    let text: FixedBuf<128> = fmt_buf::format(format_args!("START failed: {failure}"));
+    let entry = build_entry(EVENT_START_FAILED, 1, failure.status(), &[text.as_str()]);
+    if !event_log_writer::write(&entry) {
+        warn!("xenpci: could not write the START failure to the event log");
+    }
 }
 
 fn release(state: &mut BusState) {
