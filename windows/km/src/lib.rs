@@ -33,7 +33,8 @@ pub mod deferred;
 pub mod event_log_writer;
 #[cfg(target_os = "windows")]
 pub mod interrupt;
-#[cfg(target_os = "windows")]
+// Also compiled for host tests, against a double of the I/O manager (see its tests).
+#[cfg(any(target_os = "windows", test))]
 pub mod irp;
 #[cfg(target_os = "windows")]
 pub mod mdl;
