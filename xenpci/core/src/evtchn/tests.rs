@@ -719,6 +719,39 @@ fn invalid_arguments_are_typed_errors() {
 }
 
 #[test]
+fn an_unstarted_instance_touches_nothing_until_started_in_place() {
+    let mem = Mem::new(4);
+    let ops = Ops::new(&mem, None);
+    let mut ev: Chans<'_, 64> = EventChannels::unstarted(&ops, &mem, &mem);
+    assert_eq!(
+        ev.mask(1),
+        Err(EvtchnError::PortOutOfRange {
+            port: 1,
+            capacity: 0
+        })
+    );
+    assert_eq!(
+        ev.scan(0, 8, |_, _| {}),
+        Err(EvtchnError::InvalidVcpu { vcpu: 0 })
+    );
+    assert_eq!(mem.pages.load(SeqCst), 0);
+    let config = Config {
+        vcpus: 5,
+        prefer_fifo: true,
+    };
+    assert_eq!(ev.start(config), Err(EvtchnError::InvalidVcpu { vcpu: 5 }));
+    let config = Config {
+        vcpus: 2,
+        prefer_fifo: true,
+    };
+    assert_eq!(ev.start(config), Ok(Abi::Fifo));
+    assert_eq!(ops.state.borrow().init_controls, [0, 1]);
+    let port = ev.alloc_unbound(0, HandlerId(4)).unwrap();
+    ops.raise(port);
+    assert_eq!(scan_all(&ev, 0, 8), [port]);
+}
+
+#[test]
 fn ports_are_bound_only_to_vcpus_the_upcall_reaches() {
     use crate::hypervisor::hvm::{CallbackVia, UpcallMethod};
     assert_eq!(
