@@ -13,8 +13,9 @@
 //! without a handler is masked and counted.
 //!
 //! # Concurrency contract
-//! [`EventChannels`] is shared by every CPU through `&self`; only start-up ([`EventChannels::new`])
-//! and resume ([`EventChannels::reinit`], with every other CPU quiesced) take it exclusively.
+//! [`EventChannels`] is shared by every CPU through `&self`; only start-up ([`EventChannels::new`],
+//! or [`EventChannels::start`] in place) and resume ([`EventChannels::reinit`], with every other
+//! CPU quiesced) take it exclusively.
 //! - [`EventChannels::scan`] runs at DIRQL (the upcall's ISR) or DISPATCH_LEVEL (a DPC), for each
 //!   vCPU on its own and for all vCPUs at once, with no lock shared between vCPUs: the shared
 //!   words are atomics ([`shared`]), each vCPU's resume point lives in its own slot, the
