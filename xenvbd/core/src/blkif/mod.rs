@@ -39,8 +39,8 @@ use xenpci_core::grant_table::{GrantEntries, GrantError, GrantTable, Revocation}
 pub use engine::{Blkif, EngineConfig, EngineState, Holdings, SubmitError, Timeouts, TimerReport};
 pub use layout::Layout;
 pub use negotiate::{
-    BackendFeatures, DeviceType, FeatureError, FrontendConfig, FrontendParams, NodeError,
-    MAX_QUEUES, MAX_RING_PAGE_ORDER,
+    toolstack_trusts_backend, BackendFeatures, DeviceType, FeatureError, FrontendConfig,
+    FrontendParams, NodeError, MAX_QUEUES, MAX_RING_PAGE_ORDER,
 };
 
 use crate::types::GuestMemory;
