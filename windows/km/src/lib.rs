@@ -44,6 +44,8 @@ pub mod pool;
 pub mod pool_box;
 #[cfg(target_os = "windows")]
 pub mod registry_key;
+#[cfg(any(target_os = "windows", test))]
+mod resource_list;
 #[cfg(target_os = "windows")]
 mod runtime;
 #[cfg(target_os = "windows")]

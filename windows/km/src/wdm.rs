@@ -41,9 +41,6 @@ const IRP_MJ_PNP: usize = 0x1B;
 /// Bytes of one `CM_PARTIAL_RESOURCE_DESCRIPTOR` on x64 (see [`crate::layout`]: the resource
 /// list is read as bytes because `windows-sys`'s declaration of it differs from `wdm.h`).
 pub const PARTIAL_DESCRIPTOR_BYTES: usize = layout::CM_PARTIAL_RESOURCE_DESCRIPTOR_BYTES;
-const LIST_FIRST_FULL: usize = layout::CM_RESOURCE_LIST_LIST;
-const FULL_PARTIAL_COUNT: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_COUNT;
-const FULL_FIRST_PARTIAL: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_PARTIALS;
 
 /// What a PnP handler did with the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,41 +155,8 @@ impl Irp {
         }
         // SAFETY: the PnP manager built the list for this start IRP; it stays valid while the
         // IRP is owned.
-        Some(unsafe { copy_partial_descriptors(list.cast(), out) })
+        Some(unsafe { crate::resource_list::copy_partial_descriptors(list.cast(), out) })
     }
-}
-
-/// Walks a `CM_RESOURCE_LIST` and copies its partial descriptors.
-///
-/// # Safety
-/// `list` points to a valid resource list: `Count` full descriptors, each followed by its
-/// `Count` partial descriptors.
-unsafe fn copy_partial_descriptors(
-    list: *const u8,
-    out: &mut [[u8; PARTIAL_DESCRIPTOR_BYTES]],
-) -> usize {
-    // SAFETY: the list starts with its `u32` count (unaligned read; the list is packed).
-    let full_count = unsafe { ptr::read_unaligned(list.cast::<u32>()) };
-    let mut full = list.wrapping_add(LIST_FIRST_FULL);
-    let mut count = 0;
-    for _ in 0..full_count {
-        // SAFETY: `full` points at a full descriptor of the list (the caller's contract).
-        let partials =
-            unsafe { ptr::read_unaligned(full.wrapping_add(FULL_PARTIAL_COUNT).cast::<u32>()) };
-        let mut partial = full.wrapping_add(FULL_FIRST_PARTIAL);
-        for _ in 0..partials {
-            if count == out.len() {
-                return count + 1;
-            }
-            // SAFETY: `partial` points at one of the full descriptor's partial descriptors.
-            out[count] =
-                unsafe { ptr::read_unaligned(partial.cast::<[u8; PARTIAL_DESCRIPTOR_BYTES]>()) };
-            count += 1;
-            partial = partial.wrapping_add(PARTIAL_DESCRIPTOR_BYTES);
-        }
-        full = partial;
-    }
-    count
 }
 
 /// The device objects around one FDO, fixed from AddDevice on.
