@@ -65,8 +65,8 @@ pub const LINK_ARGS: &[&str] = &[
 
 /// Entry point of `cargo xtask drivers`.
 pub fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
+    match build_and_check() {
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -81,7 +81,9 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn run() -> Result<()> {
+/// Everything `cargo xtask drivers` does; returns the checked images
+/// (`target/drivers/x64/<name>.sys`), for other commands that load them.
+pub fn build_and_check() -> Result<Vec<PathBuf>> {
     let root = workspace_root();
     let out_dir = root.join("target/drivers/x64");
     fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
@@ -195,7 +197,7 @@ fn run() -> Result<()> {
         println!("  {}", inf.display());
     }
     println!("drivers: done");
-    Ok(())
+    Ok(images)
 }
 
 /// A command of the driver lane: Debian's cargo and rustc, its own target folder, the library

@@ -198,12 +198,14 @@ impl KernelExports {
         }
     }
 
-    /// Adds the functions declared in `#[link(name = "module", kind = "raw-dylib", ...)]`
-    /// extern blocks (how the suite's binding crates declare their imports).
+    /// Adds the functions declared in extern blocks under `link(name = "module", kind =
+    /// "raw-dylib", ...)`, written as `#[link(...)]` or inside `#[cfg_attr(..., link(...))]` (how
+    /// the suite's binding crates declare their imports).
     pub fn add_binding_source(&mut self, text: &str) {
         let mut rest = text;
-        while let Some(at) = rest.find("#[link(name = \"") {
-            rest = &rest[at + "#[link(name = \"".len()..];
+        const TOKEN: &str = "link(name = \"";
+        while let Some(at) = rest.find(TOKEN) {
+            rest = &rest[at + TOKEN.len()..];
             let Some((module, after)) = rest.split_once('"') else {
                 break;
             };
@@ -564,12 +566,15 @@ mod tests {
              fn not_an_import() {}\n\
              #[link(name = \"storport.sys\", kind = \"raw-dylib\")]\n\
              unsafe extern \"system\" {\n    pub fn StorPortInitialize(a: *mut u8) -> u32;\n    pub fn StorPortNotification(t: u32, ...);\n}\n\
+             #[cfg_attr(\n    target_os = \"windows\",\n    link(name = \"hal.dll\", kind = \"raw-dylib\", modifiers = \"+verbatim\")\n)]\n\
+             unsafe extern \"system\" {\n    pub fn KeStallExecutionProcessor(us: u32);\n}\n\
              #[link(name = \"user32.dll\", kind = \"raw-dylib\")]\n\
              unsafe extern \"system\" {\n    pub fn MessageBoxW();\n}\n",
         );
         assert!(k.exports("ntoskrnl.exe", "DbgPrintEx"));
         assert!(k.exports("storport.sys", "StorPortInitialize"));
         assert!(k.exports("storport.sys", "StorPortNotification"));
+        assert!(k.exports("hal.dll", "KeStallExecutionProcessor"));
         assert!(!k.exports("ntoskrnl.exe", "not_an_import"));
         assert!(!k.by_module.contains_key("user32.dll"));
     }

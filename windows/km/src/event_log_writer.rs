@@ -43,3 +43,25 @@ pub fn write(entry: &Entry) -> bool {
     unsafe { ss::IoWriteErrorLogEntry(packet) };
     true
 }
+
+#[cfg(all(test, not(target_os = "windows")))]
+mod tests {
+    #![allow(unsafe_code)]
+
+    use super::*;
+    use crate::event_log::{build_entry, event_code, Severity};
+    use crate::kernel_double::kernel;
+
+    #[test]
+    fn entries_reach_the_log_byte_for_byte() {
+        kernel(|k| k.event_log.clear());
+        let entry = build_entry(event_code(Severity::Error, 1), 9, 0, &["START failed"]);
+        // (The source is process-wide and other tests set it too, so "no source yet" is not
+        // checked here.)
+        let mut source = 0u64;
+        // SAFETY: any non-null object will do for the double.
+        unsafe { set_source(core::ptr::from_mut(&mut source).cast()) };
+        assert!(write(&entry));
+        kernel(|k| assert_eq!(k.event_log, [entry.bytes().to_vec()]));
+    }
+}

@@ -29,28 +29,32 @@ pub mod status;
 
 #[cfg(target_os = "windows")]
 pub mod deferred;
-#[cfg(target_os = "windows")]
+#[cfg(any(target_os = "windows", test))]
 pub mod event_log_writer;
 #[cfg(target_os = "windows")]
 pub mod interrupt;
-// Also compiled for host tests, against a double of the I/O manager (see its tests).
+// Also compiled for host tests, against a double of the kernel (`kernel_double`).
 #[cfg(any(target_os = "windows", test))]
 pub mod irp;
+#[cfg(all(test, not(target_os = "windows")))]
+mod kernel_double;
 #[cfg(target_os = "windows")]
 pub mod mdl;
-#[cfg(target_os = "windows")]
+#[cfg(any(target_os = "windows", test))]
 pub mod pool;
 #[cfg(target_os = "windows")]
 pub mod pool_box;
 #[cfg(target_os = "windows")]
 pub mod registry_key;
+#[cfg(any(target_os = "windows", test))]
+mod resource_list;
 #[cfg(target_os = "windows")]
 mod runtime;
 #[cfg(target_os = "windows")]
 pub mod sync;
-#[cfg(target_os = "windows")]
+#[cfg(any(target_os = "windows", test))]
 pub mod sys;
-#[cfg(target_os = "windows")]
+#[cfg(any(target_os = "windows", test))]
 pub mod wdm;
 
 /// The kernel's base types and functions, re-exported from `windows-sys` for the drivers.

@@ -83,3 +83,27 @@ pub unsafe fn free(memory: NonNull<u8>, tag: PoolTag) {
     // DISPATCH_LEVEL for nonpaged memory.
     unsafe { ss::ExFreePoolWithTag(memory.as_ptr().cast(), tag.value()) }
 }
+
+#[cfg(all(test, not(target_os = "windows")))]
+mod tests {
+    #![allow(unsafe_code)]
+
+    use super::*;
+
+    #[test]
+    fn without_exallocatepool2_the_fallback_zeroes_the_memory() {
+        // The kernel double has no `ExAllocatePool2` (an older kernel).
+        assert_eq!(init(), Allocator::ExAllocatePoolWithTag);
+        let tag = PoolTag::new(b"Test");
+        let memory = allocate_nonpaged(64, tag).expect("allocated");
+        // SAFETY: 64 bytes were just allocated.
+        let bytes = unsafe { core::slice::from_raw_parts(memory.as_ptr(), 64) };
+        assert!(bytes.iter().all(|&b| b == 0));
+        // SAFETY: allocated above with this tag, not used again.
+        unsafe { free(memory, tag) };
+        assert!(
+            allocate_nonpaged(0, tag).is_none(),
+            "zero bytes is no allocation"
+        );
+    }
+}

@@ -5,8 +5,9 @@
 //! from `ntoskrnl.exe`. `KeAcquireSpinLockRaiseToDpc` and `KeReleaseSpinLock` are missing from it,
 //! and it declares `KeBugCheckEx` as returning, where the kernel's never returns.
 //! Every declaration in this file is an `ntoskrnl.exe` export on x64 Windows 10 and later; the
-//! image check of `cargo xtask drivers` reads the `#[link(name = ...)]` blocks of this file as part
-//! of the list of names a driver may import.
+//! image check of `cargo xtask drivers` reads the `link(name = ...)` blocks of this file as part
+//! of the list of names a driver may import. (The `link` attribute applies to Windows only; host
+//! tests link these names to `kernel_double`.)
 #![allow(non_snake_case, missing_docs)]
 
 use core::ffi::c_void;
@@ -14,12 +15,18 @@ use core::ffi::c_void;
 use windows_sys::Wdk::Foundation::OBJECT_ATTRIBUTES;
 use windows_sys::Win32::Foundation::{HANDLE, UNICODE_STRING};
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "C" {
     pub fn DbgPrintEx(component_id: u32, level: u32, format: *const u8, ...) -> u32;
 }
 
-#[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
+#[cfg_attr(
+    target_os = "windows",
+    link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")
+)]
 unsafe extern "system" {
     pub fn KeAcquireSpinLockRaiseToDpc(spin_lock: *mut usize) -> u8;
     pub fn KeReleaseSpinLock(spin_lock: *mut usize, new_irql: u8);

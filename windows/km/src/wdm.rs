@@ -41,9 +41,6 @@ const IRP_MJ_PNP: usize = 0x1B;
 /// Bytes of one `CM_PARTIAL_RESOURCE_DESCRIPTOR` on x64 (see [`crate::layout`]: the resource
 /// list is read as bytes because `windows-sys`'s declaration of it differs from `wdm.h`).
 pub const PARTIAL_DESCRIPTOR_BYTES: usize = layout::CM_PARTIAL_RESOURCE_DESCRIPTOR_BYTES;
-const LIST_FIRST_FULL: usize = layout::CM_RESOURCE_LIST_LIST;
-const FULL_PARTIAL_COUNT: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_COUNT;
-const FULL_FIRST_PARTIAL: usize = layout::CM_FULL_RESOURCE_DESCRIPTOR_PARTIALS;
 
 /// What a PnP handler did with the device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,41 +155,8 @@ impl Irp {
         }
         // SAFETY: the PnP manager built the list for this start IRP; it stays valid while the
         // IRP is owned.
-        Some(unsafe { copy_partial_descriptors(list.cast(), out) })
+        Some(unsafe { crate::resource_list::copy_partial_descriptors(list.cast(), out) })
     }
-}
-
-/// Walks a `CM_RESOURCE_LIST` and copies its partial descriptors.
-///
-/// # Safety
-/// `list` points to a valid resource list: `Count` full descriptors, each followed by its
-/// `Count` partial descriptors.
-unsafe fn copy_partial_descriptors(
-    list: *const u8,
-    out: &mut [[u8; PARTIAL_DESCRIPTOR_BYTES]],
-) -> usize {
-    // SAFETY: the list starts with its `u32` count (unaligned read; the list is packed).
-    let full_count = unsafe { ptr::read_unaligned(list.cast::<u32>()) };
-    let mut full = list.wrapping_add(LIST_FIRST_FULL);
-    let mut count = 0;
-    for _ in 0..full_count {
-        // SAFETY: `full` points at a full descriptor of the list (the caller's contract).
-        let partials =
-            unsafe { ptr::read_unaligned(full.wrapping_add(FULL_PARTIAL_COUNT).cast::<u32>()) };
-        let mut partial = full.wrapping_add(FULL_FIRST_PARTIAL);
-        for _ in 0..partials {
-            if count == out.len() {
-                return count + 1;
-            }
-            // SAFETY: `partial` points at one of the full descriptor's partial descriptors.
-            out[count] =
-                unsafe { ptr::read_unaligned(partial.cast::<[u8; PARTIAL_DESCRIPTOR_BYTES]>()) };
-            count += 1;
-            partial = partial.wrapping_add(PARTIAL_DESCRIPTOR_BYTES);
-        }
-        full = partial;
-    }
-    count
 }
 
 /// The device objects around one FDO, fixed from AddDevice on.
@@ -305,6 +269,7 @@ pub unsafe fn driver_entry<D: FdoDriver>(
     _registry: *const UNICODE_STRING,
 ) -> NtStatus {
     crate::pool::init();
+    #[cfg(target_os = "windows")]
     crate::mdl::init();
     // SAFETY: the driver object lives until unload.
     unsafe { crate::event_log_writer::set_source(driver.cast()) };
@@ -519,4 +484,175 @@ macro_rules! driver_entry {
             unsafe { $crate::wdm::driver_entry::<$driver>(driver, registry_path) }
         }
     };
+}
+
+/// The WDM layer against the kernel double: a test driver goes through DriverEntry, AddDevice,
+/// START, a power IRP, WMI and REMOVE, and the double checks the order and balance of what the
+/// layer asks of the kernel.
+#[cfg(all(test, not(target_os = "windows")))]
+mod tests {
+    #![allow(unsafe_code)]
+
+    use super::*;
+    use crate::kernel_double::*;
+    use crate::status::STATUS_SUCCESS;
+    use core::ffi::c_void;
+    use windows_sys::Wdk::Foundation::DRIVER_EXTENSION;
+
+    /// The test driver's state: counts the IRPs it saw and records its drop.
+    struct State {
+        seen: Vec<u8>,
+    }
+
+    impl Drop for State {
+        fn drop(&mut self) {
+            kernel(|k| k.calls.push("state dropped"));
+        }
+    }
+
+    struct TestDriver;
+
+    impl FdoDriver for TestDriver {
+        type State = State;
+        const DEVICE_TYPE: u32 = 0x2A;
+        const NAME: &'static str = "test";
+
+        fn new_state() -> State {
+            State { seen: Vec::new() }
+        }
+
+        fn pnp(state: &mut State, device: Device, mut irp: Irp) -> Disposition {
+            let minor = irp.minor_function();
+            state.seen.push(minor);
+            match minor {
+                0x00 => {
+                    let status = irp.forward_and_wait(device.lower());
+                    Disposition::Keep(irp.complete(status, 0))
+                }
+                IRP_MN_REMOVE_DEVICE => {
+                    kernel(|k| k.calls.push("REMOVE passed down"));
+                    Disposition::Delete(irp.succeed_and_pass_down(device.lower()))
+                }
+                _ => Disposition::Keep(irp.pass_down(device.lower())),
+            }
+        }
+    }
+
+    struct Loaded {
+        _driver: Box<DRIVER_OBJECT>,
+        _extension: Box<DRIVER_EXTENSION>,
+        driver_ptr: *mut DRIVER_OBJECT,
+        fdo: *mut DEVICE_OBJECT,
+    }
+
+    impl Loaded {
+        fn dispatch(&self, major: usize, irp: *mut IRP) -> NtStatus {
+            // SAFETY: the driver object is the test's and DriverEntry filled the table.
+            let routine = unsafe { (*self.driver_ptr).MajorFunction[major] }.expect("dispatch set");
+            // SAFETY: called as the I/O manager would, with the FDO and an IRP the test owns.
+            unsafe { routine(self.fdo, irp) }
+        }
+    }
+
+    fn load_and_add() -> Loaded {
+        reset(LowerBehaviour::Complete(STATUS_SUCCESS));
+        let mut extension: Box<DRIVER_EXTENSION> = Box::default();
+        let mut driver: Box<DRIVER_OBJECT> = Box::default();
+        driver.DriverExtension = &mut *extension;
+        let driver_ptr: *mut DRIVER_OBJECT = &mut *driver;
+        // SAFETY: the test's driver object, as the I/O manager would pass it.
+        let status = unsafe { driver_entry::<TestDriver>(driver_ptr, ptr::null()) };
+        assert_eq!(status, STATUS_SUCCESS);
+        assert!(driver.DriverUnload.is_some());
+        let add = extension.AddDevice.expect("AddDevice set");
+        let pdo = NonNull::<DEVICE_OBJECT>::dangling().as_ptr();
+        // SAFETY: called as the PnP manager would.
+        assert_eq!(unsafe { add(driver_ptr, pdo) }, STATUS_SUCCESS);
+        let fdo = kernel(|k| {
+            let (object, _) = k.devices.last_mut().expect("a device was created");
+            &mut **object as *mut DEVICE_OBJECT
+        });
+        Loaded {
+            _driver: driver,
+            _extension: extension,
+            driver_ptr,
+            fdo,
+        }
+    }
+
+    #[test]
+    fn add_device_creates_initialises_and_publishes_the_fdo() {
+        let loaded = load_and_add();
+        // SAFETY: the double's device object.
+        let fdo = unsafe { &*loaded.fdo };
+        assert_eq!(fdo.DeviceType, 0x2A);
+        assert_eq!(fdo.Characteristics, FILE_DEVICE_SECURE_OPEN);
+        assert_eq!(fdo.Flags & DO_DEVICE_INITIALIZING, 0, "still initialising");
+        assert_ne!(fdo.Flags & DO_POWER_PAGABLE, 0);
+        assert_eq!(remove_lock_state(), [Some(0)]);
+        kernel(|k| {
+            assert_eq!(k.calls, ["IoCreateDevice", "IoAttachDeviceToDeviceStack"]);
+            assert!(k.violations.is_empty(), "{:?}", k.violations);
+        });
+    }
+
+    #[test]
+    fn start_power_wmi_and_remove_keep_the_rules() {
+        let loaded = load_and_add();
+        let mut start = TestIrp::new(2, 0x1B, 0x00);
+        assert_eq!(loaded.dispatch(IRP_MJ_PNP, start.irp()), STATUS_SUCCESS);
+        let mut power = TestIrp::new(2, 0x16, 0x02);
+        assert_eq!(loaded.dispatch(IRP_MJ_POWER, power.irp()), STATUS_SUCCESS);
+        let mut wmi = TestIrp::new(2, 0x17, 0x0B);
+        assert_eq!(
+            loaded.dispatch(IRP_MJ_SYSTEM_CONTROL, wmi.irp()),
+            STATUS_SUCCESS
+        );
+        assert_eq!(
+            remove_lock_state(),
+            [Some(0)],
+            "every dispatch released its hold"
+        );
+        let mut remove = TestIrp::new(2, 0x1B, IRP_MN_REMOVE_DEVICE);
+        assert_eq!(loaded.dispatch(IRP_MJ_PNP, remove.irp()), STATUS_SUCCESS);
+        assert_eq!(remove_lock_state(), [None], "REMOVE released and waited");
+        kernel(|k| {
+            assert_eq!(
+                k.calls[2..],
+                [
+                    "IoReleaseRemoveLockAndWaitEx",
+                    "REMOVE passed down",
+                    "state dropped",
+                    "IoDetachDevice",
+                    "IoDeleteDevice",
+                ]
+            );
+            assert_eq!(
+                k.lower_saw,
+                [(0x1B, 0x00), (0x16, 0x02), (0x17, 0x0B), (0x1B, 0x02)]
+            );
+            assert_eq!(k.completed, 4, "every IRP completed once");
+            assert_eq!((k.power_next_started, k.po_calls), (1, 1));
+            assert!(k.violations.is_empty(), "{:?}", k.violations);
+        });
+    }
+
+    #[test]
+    fn an_irp_after_remove_began_is_refused_without_reaching_the_driver() {
+        let loaded = load_and_add();
+        // REMOVE has begun: the lock's holders were waited for.
+        let lock = kernel(|k| k.remove_locks[0].0) as *mut c_void;
+        IoAcquireRemoveLockEx(lock, ptr::null(), ptr::null(), 0, 0);
+        IoReleaseRemoveLockAndWaitEx(lock, ptr::null(), 0);
+        let mut power = TestIrp::new(2, 0x16, 0x02);
+        let status = loaded.dispatch(IRP_MJ_POWER, power.irp());
+        assert_eq!(status, STATUS_NO_SUCH_DEVICE);
+        kernel(|k| {
+            assert!(k.lower_saw.is_empty(), "the IRP went down");
+            assert_eq!(k.completed, 1);
+            assert_eq!(k.final_status, Some(STATUS_NO_SUCH_DEVICE));
+            assert_eq!(k.power_next_started, 1, "the next power IRP may start");
+            assert!(k.violations.is_empty(), "{:?}", k.violations);
+        });
+    }
 }

@@ -146,11 +146,13 @@ fn start(irp: &Irp) -> Result<Started, StartFailure> {
         r.window_length,
         r.interrupt
     );
-    CPU.set_window(r.window_start, r.window_length);
+    if !CPU.claim_window(r.window_start, r.window_length) {
+        return Err(StartFailure::BusTaken);
+    }
     match bring_up_and_map(platform) {
         Ok(started) => Ok(started),
         Err(failure) => {
-            CPU.set_window(0, 0);
+            CPU.release_window();
             Err(failure)
         }
     }
@@ -202,7 +204,7 @@ fn log_start_failure(failure: &StartFailure) {
 fn release(state: &mut BusState) {
     // Dropping `Started` unmaps the shared-info page.
     if let Some(started) = state.platform.take() {
-        CPU.set_window(0, 0);
+        CPU.release_window();
         let xen = started.platform.xen.version;
         info!(
             "xenpci: released the bus on Xen {}.{}",

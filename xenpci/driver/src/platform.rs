@@ -6,7 +6,7 @@
 //! addresses of nonpaged memory (the caller's stack or pool).
 //!
 //! The hypercall-page fallback is not offered (no executable page is allocated), and the window
-//! for Xen pages is a bump allocator over the memory BAR set with [`X86::set_window`]; frames
+//! for Xen pages is a bump allocator over the memory BAR taken with [`X86::claim_window`]; frames
 //! handed out are mapped with [`X86::map_window_frame`].
 #![allow(unsafe_code)]
 
@@ -44,13 +44,28 @@ impl X86 {
         }
     }
 
-    /// Sets the physical window for Xen pages (the memory BAR), dropping any earlier one.
-    pub fn set_window(&self, start: u64, length: u64) {
+    /// Takes the physical window for Xen pages (the memory BAR); `false` if another device's
+    /// window is in use (the bus serves one Xen platform device).
+    pub fn claim_window(&self, start: u64, length: u64) -> bool {
         let first = start >> PAGE_SHIFT;
-        self.end_gfn
-            .store(first + (length >> PAGE_SHIFT), Ordering::Release);
+        let end = first + (length >> PAGE_SHIFT);
+        if self
+            .end_gfn
+            .compare_exchange(0, end, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
         self.first_gfn.store(first, Ordering::Release);
         self.next_gfn.store(first, Ordering::Release);
+        true
+    }
+
+    /// Gives the window back (the device stopped or went away).
+    pub fn release_window(&self) {
+        self.first_gfn.store(0, Ordering::Release);
+        self.next_gfn.store(0, Ordering::Release);
+        self.end_gfn.store(0, Ordering::Release);
     }
 
     /// Maps one frame of the window that Xen backs (handed out by `allocate_frames`), cached;

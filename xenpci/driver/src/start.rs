@@ -25,6 +25,8 @@ pub enum StartFailure {
     Resources(ResourceError),
     /// Setting up hypercalls or mapping the shared-info page failed.
     Hypervisor(HvError),
+    /// Another Xen platform device already runs the bus (its window is in use).
+    BusTaken,
     /// Windows could not map the frame the shared-info page was placed at.
     SharedInfoUnmapped {
         /// The frame.
@@ -37,7 +39,9 @@ impl StartFailure {
     pub fn status(&self) -> NtStatus {
         match self {
             Self::LowerDrivers(status) => *status,
-            Self::NotXen(_) | Self::Resources(_) => STATUS_DEVICE_CONFIGURATION_ERROR,
+            Self::NotXen(_) | Self::Resources(_) | Self::BusTaken => {
+                STATUS_DEVICE_CONFIGURATION_ERROR
+            }
             Self::Hypervisor(_) | Self::SharedInfoUnmapped { .. } => STATUS_UNSUCCESSFUL,
         }
     }
@@ -56,6 +60,7 @@ impl fmt::Display for StartFailure {
             Self::NotXen(e) => write!(f, "not running on Xen: {e}"),
             Self::Resources(e) => write!(f, "unusable device resources: {e}"),
             Self::Hypervisor(e) => write!(f, "Xen did not accept the bus: {e}"),
+            Self::BusTaken => f.write_str("another Xen platform device already runs the bus"),
             Self::SharedInfoUnmapped { gfn } => {
                 write!(
                     f,
@@ -292,6 +297,18 @@ mod tests {
                 .to_string()
                 .starts_with("Xen did not accept the bus: "));
         }
+    }
+
+    #[test]
+    fn a_second_platform_device_is_refused_with_a_reason() {
+        assert_eq!(
+            StartFailure::BusTaken.status(),
+            STATUS_DEVICE_CONFIGURATION_ERROR
+        );
+        assert_eq!(
+            StartFailure::BusTaken.to_string(),
+            "another Xen platform device already runs the bus"
+        );
     }
 
     #[test]
