@@ -33,6 +33,10 @@
 //! contention; growing the table after the shell maps more frames pushes the new references as
 //! one chain.
 //!
+//! The deferred list is two such stacks: retries take from the current one and put what is
+//! still mapped on the waiting one, where new deferrals also go, and the two swap when the
+//! current one is empty, so retries visit every deferred reference in turn.
+//!
 //! # Ordering rules Xen requires
 //! - Granting: `domid` and `frame` are written first, then `flags` with release ordering, so Xen
 //!   never sees `GTF_permit_access` with a stale frame.
@@ -232,7 +236,13 @@ pub struct GrantTable<'links, E> {
     capacity: AtomicU32,
     free_head: AtomicU64,
     free_count: AtomicU32,
-    deferred_head: AtomicU64,
+    /// The deferred-revocation list, in two halves: retries take from `deferred[current]` and
+    /// put what is still mapped on the other half, where new deferrals also go; when the current
+    /// half is empty the halves swap. So every deferred reference is retried once before any is
+    /// retried twice, whatever the budget (a backend that keeps some pages mapped for ever cannot
+    /// hide the others from the retries).
+    deferred: [AtomicU64; 2],
+    deferred_current: AtomicU32,
     deferred_count: AtomicU32,
     stats: AtomicGrantStats,
 }
@@ -255,7 +265,8 @@ impl<'links, E: GrantEntries> GrantTable<'links, E> {
             capacity: AtomicU32::new(FIRST_UNRESERVED_REF.min(capacity)),
             free_head: AtomicU64::new(EMPTY_HEAD),
             free_count: AtomicU32::new(0),
-            deferred_head: AtomicU64::new(EMPTY_HEAD),
+            deferred: [AtomicU64::new(EMPTY_HEAD), AtomicU64::new(EMPTY_HEAD)],
+            deferred_current: AtomicU32::new(0),
             deferred_count: AtomicU32::new(0),
             stats: AtomicGrantStats::default(),
         };
@@ -351,24 +362,45 @@ impl<'links, E: GrantEntries> GrantTable<'links, E> {
             Ok(Revocation::Revoked)
         } else {
             self.deferred_count.fetch_add(1, Ordering::Relaxed);
-            self.push_chain(&self.deferred_head, gref, gref, DEFERRED_BIT);
+            let waiting = 1 - self.deferred_current.load(Ordering::Relaxed) as usize;
+            self.push_chain(&self.deferred[waiting], gref, gref, DEFERRED_BIT);
             bump(&self.stats.deferred);
             Ok(Revocation::Deferred)
         }
     }
 
-    /// Retries up to `budget` deferred revocations, most recently parked first; returns how many
-    /// completed. Bounded so it can run from a timer at DISPATCH_LEVEL; any CPU, and several
-    /// CPUs at once (each takes distinct references off the list, retries them, and puts the
-    /// ones still mapped back as one chain).
+    /// Retries up to `budget` deferred revocations; returns how many completed. Round robin:
+    /// every deferred reference is retried once before any is retried again (see the
+    /// `deferred` field). Bounded so it can run from a timer at DISPATCH_LEVEL; any CPU, and
+    /// several CPUs at once (each takes distinct references off the list, retries them, and puts
+    /// the ones still mapped back as one chain).
     pub fn retry_deferred(&self, budget: u32) -> u32 {
         let mut completed = 0;
-        // The references still mapped, chained privately (first, last) until put back.
+        // The references still mapped, chained privately (first, last) until put back on the
+        // waiting half.
         let mut kept: Option<(u32, u32)> = None;
-        for _ in 0..budget {
-            let Some(gref) = self.pop(&self.deferred_head, DEFERRED_BIT) else {
-                break;
+        let mut visited = 0;
+        let mut swapped = false;
+        while visited < budget {
+            let current = self.deferred_current.load(Ordering::Relaxed) as usize;
+            let Some(gref) = self.pop(&self.deferred[current], DEFERRED_BIT) else {
+                // This half is done: the waiting half becomes current (once per call, so the
+                // call stays bounded and what it keeps is not retried twice in it).
+                let other = 1 - current;
+                if swapped || head_index(self.deferred[other].load(Ordering::Relaxed)) == NIL {
+                    break;
+                }
+                // Another CPU may have swapped already; either way the halves moved on.
+                let _ = self.deferred_current.compare_exchange(
+                    current as u32,
+                    other as u32,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+                swapped = true;
+                continue;
             };
+            visited += 1;
             if self.try_revoke(gref) {
                 self.deferred_count.fetch_sub(1, Ordering::Relaxed);
                 self.release(gref);
@@ -386,7 +418,8 @@ impl<'links, E: GrantEntries> GrantTable<'links, E> {
             }
         }
         if let Some((first, last)) = kept {
-            self.push_chain(&self.deferred_head, first, last, DEFERRED_BIT);
+            let waiting = 1 - self.deferred_current.load(Ordering::Relaxed) as usize;
+            self.push_chain(&self.deferred[waiting], first, last, DEFERRED_BIT);
         }
         completed
     }
@@ -656,6 +689,39 @@ mod tests {
         assert_eq!(table.retry_deferred(3), 3);
         assert_eq!(table.deferred_count(), 7);
         assert_eq!(table.retry_deferred(100), 7);
+        assert_eq!(table.deferred_count(), 0);
+    }
+
+    #[test]
+    fn retries_reach_every_deferred_reference_whatever_stays_mapped() {
+        let mem = MemoryEntries::with_capacity(32);
+        let links = links(32);
+        let table = GrantTable::new(&mem, &links, 32).unwrap();
+        let grefs: Vec<_> = (0..10)
+            .map(|i| table.grant_access(0, i, false).unwrap())
+            .collect();
+        for &g in &grefs {
+            table.entries.backend_maps(g, false);
+            assert_eq!(table.end_access(g), Ok(Revocation::Deferred));
+        }
+        // Three references stay mapped for ever (the last parked, which a retry meets first);
+        // the backend lets go of the other seven.
+        for &g in &grefs[..7] {
+            table.entries.backend_unmaps(g);
+        }
+        let mut freed = 0;
+        for _ in 0..4 {
+            freed += table.retry_deferred(3);
+        }
+        assert_eq!(freed, 7, "retries kept meeting the same mapped references");
+        assert_eq!(table.deferred_count(), 3);
+        for _ in 0..5 {
+            assert_eq!(table.retry_deferred(2), 0);
+        }
+        for &g in &grefs[7..] {
+            table.entries.backend_unmaps(g);
+        }
+        assert_eq!(table.retry_deferred(2) + table.retry_deferred(2), 3);
         assert_eq!(table.deferred_count(), 0);
     }
 

@@ -18,8 +18,8 @@
 //! CPU quiesced) take it exclusively.
 //! - [`EventChannels::scan`] runs at DIRQL (the upcall's ISR) or DISPATCH_LEVEL (a DPC), for each
 //!   vCPU on its own and for all vCPUs at once, with no lock shared between vCPUs: the shared
-//!   words are atomics ([`shared`]), each vCPU's resume point lives in its own slot, the
-//!   dispatch table is read with single atomic loads, and the counters are atomics. One scan of a
+//!   words are atomics ([`shared`]), each vCPU's resume point and scan counters live in its own
+//!   slot, and the dispatch table is read with single atomic loads. One scan of a
 //!   given vCPU runs at a time (the shell scans a vCPU from one place, or nests an ISR's scan
 //!   in a DPC's on the same CPU only if it accepts [`EvtchnError::ScanInProgress`]).
 //! - [`EventChannels::mask`], [`EventChannels::unmask`], [`EventChannels::send`] (notify),
@@ -297,6 +297,8 @@ pub struct EventChannels<O, S, F, const PORTS: usize, const VCPUS: usize> {
     all_vcpus_reached: AtomicBool,
     dispatch: DispatchTable<PORTS>,
     slots: [VcpuSlot; VCPUS],
+    /// Counters of the calls other than scans (unmask hypercalls, array pages); the scans count
+    /// in their vCPU's slot.
     stats: AtomicStats,
 }
 
@@ -428,7 +430,11 @@ where
 
     /// The counters (each exact; taken one after the other while other CPUs may add to them).
     pub fn stats(&self) -> EvtchnStats {
-        self.stats.snapshot()
+        let mut sum = self.stats.snapshot();
+        for slot in &self.slots {
+            slot.counters.sum_into(&mut sum);
+        }
+        sum
     }
 
     /// States which vCPUs the upcall the shell installed interrupts (call after every
@@ -886,8 +892,9 @@ where
                 outcome
             }
         };
+        // Counted in the vCPU's own slot (no cache line shared with other vCPUs' scans).
+        slot.counters.add(&counted);
         slot.release();
-        self.stats.add(&counted);
         Ok(outcome)
     }
 }

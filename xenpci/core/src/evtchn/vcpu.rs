@@ -8,7 +8,9 @@
 //! that finds the flag taken (an upcall nesting in a DPC's scan of the same vCPU on the same CPU)
 //! is refused instead of corrupting the state. Inside the claim the fields are accessed with
 //! relaxed loads and stores: the flag orders them. Different vCPUs' slots are independent, so
-//! scans on different vCPUs share no lock and no written word of the core.
+//! scans on different vCPUs share no lock and no written word of the core: even the scan's
+//! counters are per vCPU (summed when read), so counting does not bounce a cache line between
+//! CPUs on every upcall.
 
 use xen_abi::event_channel::EVTCHN_FIFO_MAX_QUEUES;
 
@@ -26,6 +28,8 @@ pub(crate) struct VcpuSlot {
     bit: AtomicU32,
     ready: AtomicU32,
     head: [AtomicU32; EVTCHN_FIFO_MAX_QUEUES],
+    /// What this vCPU's scans counted (kept across [`VcpuSlot::reset`]).
+    pub(crate) counters: AtomicStats,
 }
 
 impl VcpuSlot {
@@ -38,6 +42,7 @@ impl VcpuSlot {
             bit: AtomicU32::new(0),
             ready: AtomicU32::new(0),
             head: [const { AtomicU32::new(0) }; EVTCHN_FIFO_MAX_QUEUES],
+            counters: AtomicStats::new(),
         }
     }
 
@@ -50,6 +55,7 @@ impl VcpuSlot {
             bit: AtomicU32::new(0),
             ready: AtomicU32::new(0),
             head: core::array::from_fn(|_| AtomicU32::new(0)),
+            counters: AtomicStats::new(),
         }
     }
 
@@ -75,9 +81,11 @@ impl VcpuSlot {
         self.busy.store(false, Ordering::Release);
     }
 
-    /// Forgets everything (after a resume, with no scan running).
+    /// Forgets the scan state, keeping the counters (after a resume, with no scan running).
     pub(crate) fn reset(&mut self) {
+        let counters = core::mem::replace(&mut self.counters, AtomicStats::new());
         *self = VcpuSlot::new();
+        self.counters = counters;
     }
 
     pub(crate) fn cursor(&self) -> Cursor {
@@ -170,6 +178,19 @@ impl AtomicStats {
         add(&self.scan_step_limit, d.scan_step_limit);
         add(&self.unmask_hypercalls, d.unmask_hypercalls);
         add(&self.array_pages, d.array_pages);
+    }
+
+    /// Adds these counters to `sum`.
+    pub(crate) fn sum_into(&self, sum: &mut EvtchnStats) {
+        let s = self.snapshot();
+        sum.delivered += s.delivered;
+        sum.unhandled_masked += s.unhandled_masked;
+        sum.budget_exhausted += s.budget_exhausted;
+        sum.fifo_bad_links += s.fifo_bad_links;
+        sum.fifo_unlink_contention += s.fifo_unlink_contention;
+        sum.scan_step_limit += s.scan_step_limit;
+        sum.unmask_hypercalls += s.unmask_hypercalls;
+        sum.array_pages += s.array_pages;
     }
 
     pub(crate) fn snapshot(&self) -> EvtchnStats {
