@@ -200,11 +200,13 @@ pub fn build_and_check() -> Result<Vec<PathBuf>> {
     Ok(images)
 }
 
-/// A command of the driver lane: Debian's cargo and rustc, its own target folder, the library
-/// source of `rust-web-src`, the driver link flags; nothing inherited from the host lane.
-fn lane_command(root: &Path, target_dir: &Path, library: &Path) -> Command {
+/// A command of the Debian rust-web lane, run in `dir`: Debian's cargo and rustc (and clippy
+/// first in `PATH`), `-Z` flags allowed, the library source of `rust-web-src` for
+/// `-Zbuild-std`, its own target folder; nothing inherited from the host lane. Used for the
+/// drivers and for the Windows programs of the Wine test.
+pub fn rust_web_command(dir: &Path, target_dir: &Path, library: &Path) -> Command {
     let mut cmd = Command::new(CARGO);
-    cmd.current_dir(root);
+    cmd.current_dir(dir);
     for var in [
         "RUSTUP_TOOLCHAIN",
         "CARGO",
@@ -229,6 +231,13 @@ fn lane_command(root: &Path, target_dir: &Path, library: &Path) -> Command {
     // sysroot, and this avoids editing /usr.
     cmd.env("__CARGO_TESTS_ONLY_SRC_ROOT", library);
     cmd.env("CARGO_TARGET_DIR", target_dir);
+    cmd
+}
+
+/// A command of the driver lane: [`rust_web_command`] in the workspace with the driver link
+/// flags and `panic = abort`.
+fn lane_command(root: &Path, target_dir: &Path, library: &Path) -> Command {
+    let mut cmd = rust_web_command(root, target_dir, library);
     cmd.env("CARGO_TARGET_X86_64_PC_WINDOWS_MSVC_LINKER", LINKER);
     // A driver cannot unwind.
     cmd.env("CARGO_PROFILE_RELEASE_PANIC", "abort");
@@ -250,7 +259,7 @@ fn rustc_version() -> Result<String> {
 }
 
 /// `/usr/src/rustc-<version>/library` for the lane's rustc.
-fn library_source() -> Result<PathBuf> {
+pub fn library_source() -> Result<PathBuf> {
     let version = rustc_version()?;
     let number = version
         .split_whitespace()

@@ -17,7 +17,6 @@ mod inf;
 mod initramfs;
 mod lab;
 mod layout_probe;
-mod pe;
 mod pe_check;
 mod qemu;
 mod report;

@@ -41,6 +41,15 @@ pub enum Import {
     Ordinal(u16),
 }
 
+impl fmt::Display for Import {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Import::Name(name) => f.write_str(name),
+            Import::Ordinal(n) => write!(f, "#{n}"),
+        }
+    }
+}
+
 /// What the rules look at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageFacts {
@@ -436,6 +445,37 @@ pub fn summary(facts: &ImageFacts) -> String {
     )
 }
 
+/// The longest routine name [`utf16_identifiers`] collects.
+const ROUTINE_NAME_MAX: usize = 512;
+
+/// UTF-16LE strings in `bytes` that look like routine names (a capital letter, then at least
+/// five letters or digits): what a driver hands to `MmGetSystemRoutineAddress`.
+pub fn utf16_identifiers(bytes: &[u8]) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    for parity in 0..2 {
+        let mut current = String::new();
+        let mut at = parity;
+        while at + 1 < bytes.len() {
+            let unit = u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+            let is_name_char = unit < 0x80 && (unit as u8).is_ascii_alphanumeric();
+            if is_name_char && current.len() < ROUTINE_NAME_MAX {
+                current.push(unit as u8 as char);
+            } else {
+                if unit == 0
+                    && current.len() >= 6
+                    && current.starts_with(|c: char| c.is_ascii_uppercase())
+                    && !found.contains(&current)
+                {
+                    found.push(current.clone());
+                }
+                current.clear();
+            }
+            at += 2;
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -583,5 +623,100 @@ mod tests {
     fn garbage_is_not_an_image() {
         let err = read_facts(b"MZ not really").unwrap_err();
         assert!(err.starts_with("not a PE32+ image"), "{err}");
+    }
+
+    /// A minimal PE32+ image with one section holding an import directory (ntoskrnl.exe:
+    /// DbgPrint and ordinal 7) and an export directory (DriverEntry).
+    fn image() -> Vec<u8> {
+        let mut b = vec![0u8; 0x400];
+        b[0..2].copy_from_slice(b"MZ");
+        b[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+        b[0x80..0x84].copy_from_slice(b"PE\0\0");
+        b[0x86..0x88].copy_from_slice(&1u16.to_le_bytes()); // one section
+        b[0x94..0x96].copy_from_slice(&240u16.to_le_bytes()); // optional header size
+        let opt = 0x98;
+        b[opt..opt + 2].copy_from_slice(&0x20bu16.to_le_bytes());
+        b[opt + 108..opt + 112].copy_from_slice(&16u32.to_le_bytes());
+        let dir = |b: &mut Vec<u8>, i: usize, rva: u32, size: u32| {
+            b[opt + 112 + 8 * i..opt + 116 + 8 * i].copy_from_slice(&rva.to_le_bytes());
+            b[opt + 116 + 8 * i..opt + 120 + 8 * i].copy_from_slice(&size.to_le_bytes());
+        };
+        dir(&mut b, 0, 0x1100, 0x80);
+        dir(&mut b, 1, 0x1000, 40);
+        // Section: RVA 0x1000, raw at 0x200, 0x200 bytes.
+        let sec = opt + 240;
+        b[sec + 8..sec + 12].copy_from_slice(&0x200u32.to_le_bytes());
+        b[sec + 12..sec + 16].copy_from_slice(&0x1000u32.to_le_bytes());
+        b[sec + 16..sec + 20].copy_from_slice(&0x200u32.to_le_bytes());
+        b[sec + 20..sec + 24].copy_from_slice(&0x200u32.to_le_bytes());
+        let put32 = |b: &mut Vec<u8>, rva: usize, v: u32| {
+            let o = rva - 0x1000 + 0x200;
+            b[o..o + 4].copy_from_slice(&v.to_le_bytes());
+        };
+        let put = |b: &mut Vec<u8>, rva: usize, s: &[u8]| {
+            let o = rva - 0x1000 + 0x200;
+            b[o..o + s.len()].copy_from_slice(s);
+        };
+        // Import descriptor at 0x1000: lookup table 0x1040, name 0x1080, IAT 0x1040.
+        put32(&mut b, 0x1000, 0x1040);
+        put32(&mut b, 0x100c, 0x1080);
+        put32(&mut b, 0x1010, 0x1040);
+        put32(&mut b, 0x1040, 0x1090); // hint/name entry
+        put32(&mut b, 0x1048, 7);
+        put32(&mut b, 0x104c, 0x8000_0000); // ordinal flag (bit 63)
+        put(&mut b, 0x1080, b"ntoskrnl.exe\0");
+        put(&mut b, 0x1092, b"DbgPrint\0");
+        // Export directory at 0x1100: one function (RVA 0x1190, outside the directory, address table at 0x1160) with
+        // one name at 0x1140 -> "DriverEntry" (ordinal table at 0x1148).
+        put32(&mut b, 0x1100 + 20, 1);
+        put32(&mut b, 0x1100 + 24, 1);
+        put32(&mut b, 0x1100 + 28, 0x1160);
+        put32(&mut b, 0x1100 + 32, 0x1140);
+        put32(&mut b, 0x1100 + 36, 0x1148);
+        put32(&mut b, 0x1140, 0x1150);
+        put(&mut b, 0x1150, b"DriverEntry\0");
+        put32(&mut b, 0x1160, 0x1190);
+        b
+    }
+
+    #[test]
+    fn reads_imports_and_exports() {
+        let facts = read_facts(&image()).unwrap();
+        assert_eq!(
+            facts.imports,
+            [(
+                "ntoskrnl.exe".to_owned(),
+                vec![Import::Name("DbgPrint".into()), Import::Ordinal(7)]
+            )]
+        );
+        assert_eq!(facts.exports, [("DriverEntry".to_owned(), 0x1190)]);
+    }
+
+    #[test]
+    fn malformed_images_are_errors_not_panics() {
+        let good = image();
+        assert!(read_facts(b"MZ").is_err());
+        let mut not64 = good.clone();
+        not64[0x98] = 0x0b;
+        not64[0x99] = 0x01;
+        assert!(read_facts(&not64).is_err());
+        // Every truncation and every single-byte corruption: errors or results, never a panic.
+        for len in 0..good.len() {
+            let _ = read_facts(&good[..len]);
+        }
+        for at in 0..good.len() {
+            let mut bad = good.clone();
+            bad[at] ^= 0xff;
+            let _ = read_facts(&bad);
+        }
+    }
+
+    #[test]
+    fn finds_utf16_routine_names() {
+        let mut bytes = vec![1u8, 2, 3];
+        for unit in "ExAllocatePool2\0short\0".encode_utf16() {
+            bytes.extend_from_slice(&unit.to_le_bytes());
+        }
+        assert_eq!(utf16_identifiers(&bytes), ["ExAllocatePool2"]);
     }
 }

@@ -22,7 +22,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::inf::{repo_root, stamp_and_check, stamp_date, DEFAULT_OUT};
-use crate::pe::{utf16_identifiers, Image, Import};
+use crate::pe_check::{read_facts, utf16_identifiers, Import};
 
 /// Where Debian's Wine keeps its 64-bit PE modules.
 pub const WINE_PE_DIR: &str = "/usr/lib/x86_64-linux-gnu/wine/x86_64-windows";
@@ -262,38 +262,18 @@ fn phases(args: &WineArgs, root: &Path, sys: &Path, work: &Path) -> Result<Vec<P
     }
 }
 
-/// The Debian rust-web toolchain's library source (`/usr/src/rustc-<version>/library`).
-fn rust_web_library() -> Result<PathBuf, String> {
-    let mut found: Vec<PathBuf> = fs::read_dir("/usr/src")
-        .map_err(|e| format!("/usr/src: {e}"))?
-        .flatten()
-        .map(|e| e.path().join("library"))
-        .filter(|p| {
-            p.is_dir()
-                && p.parent()
-                    .and_then(|d| d.file_name())
-                    .is_some_and(|n| n.to_string_lossy().starts_with("rustc-"))
-        })
-        .collect();
-    found.sort();
-    found
-        .pop()
-        .ok_or_else(|| "no /usr/src/rustc-*/library: install rust-web-src (scripts/setup)".into())
-}
-
 /// Lints (clippy `-D warnings`) and builds the `devinst` helper for Windows with the Debian
 /// rust-web lane; returns the `.exe`.
 fn build_devinst(root: &Path) -> Result<PathBuf, String> {
     let crate_dir = root.join("windows/devinst");
     let target_dir = root.join("target/devinst");
-    let library = rust_web_library()?;
-    // The lane's own cargo-clippy and clippy-driver (rust-web-clippy) come first in PATH.
-    let path = format!("/usr/bin:{}", std::env::var("PATH").unwrap_or_default());
+    let library = crate::drivers::library_source()?;
     for (command, trailing) in [
         ("clippy", &["--", "-D", "warnings"][..]),
         ("build", &[][..]),
     ] {
-        let status = Command::new("/usr/bin/cargo")
+        // The crate's .cargo/config.toml (linker and entry point) is read from its folder.
+        let status = crate::drivers::rust_web_command(&crate_dir, &target_dir, &library)
             .arg(command)
             .args([
                 "--release",
@@ -304,15 +284,6 @@ fn build_devinst(root: &Path) -> Result<PathBuf, String> {
                 "x86_64-pc-windows-msvc",
             ])
             .args(trailing)
-            // The crate's .cargo/config.toml (linker and entry point) is read from the current
-            // folder.
-            .current_dir(&crate_dir)
-            .env("PATH", &path)
-            .env("RUSTC", "/usr/bin/rustc")
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("__CARGO_TESTS_ONLY_SRC_ROOT", &library)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
             .status()
             .map_err(|e| format!("cannot run /usr/bin/cargo (install cargo-web): {e}"))?;
         if !status.success() {
@@ -792,13 +763,13 @@ pub fn unresolved_imports(log: &str, service: &str) -> Vec<String> {
 /// `MmGetSystemRoutineAddress`) and whether Wine's ntoskrnl.exe exports them.
 pub fn import_report(sys: &Path, wine_dir: &Path) -> Result<String, String> {
     let bytes = fs::read(sys).map_err(|e| format!("{}: {e}", sys.display()))?;
-    let image = Image::parse(&bytes).map_err(|e| format!("{}: {e}", sys.display()))?;
-    let imports = image
-        .imports()
-        .map_err(|e| format!("{}: {e}", sys.display()))?;
+    let imports = read_facts(&bytes)
+        .map_err(|e| format!("{}: {e}", sys.display()))?
+        .imports;
     let exports_of = |module: &str| -> Option<Vec<String>> {
         let bytes = fs::read(wine_dir.join(module.to_ascii_lowercase())).ok()?;
-        Image::parse(&bytes).ok()?.exports().ok()
+        let facts = read_facts(&bytes).ok()?;
+        Some(facts.exports.into_iter().map(|(name, _)| name).collect())
     };
     let mut out = String::new();
     let mut missing_total = 0;

@@ -14,7 +14,7 @@ use core::arch::asm;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use win_km::mdl::{Caching, IoMapping};
-use xenpci_core::hypervisor::{HypercallMechanism, Hypervisor, PortIo};
+use xenpci_core::hypervisor::{Arg, HypercallMechanism, Hypervisor, PortIo};
 
 const PAGE_SHIFT: u32 = 12;
 const MECHANISM_NONE: u8 = 0;
@@ -22,6 +22,8 @@ const MECHANISM_VMCALL: u8 = 1;
 const MECHANISM_VMMCALL: u8 = 2;
 /// Hypercall failure when no instruction was chosen: `-ENOSYS`.
 const ENOSYS: i64 = -38;
+/// A malformed argument (a guest-handle field outside its structure): `-EINVAL`.
+const EINVAL: i64 = -22;
 
 /// The bus's view of the CPU. One instance is shared by all vCPUs; every field is atomic.
 #[derive(Debug)]
@@ -128,24 +130,59 @@ impl PortIo for X86 {
     }
 }
 
-fn vmcall(op: u32, a1: u64, a2: u64, a3: u64, amd: bool) -> i64 {
+/// Issues hypercall `op` with the five argument registers (RDI, RSI, RDX, R10, R8).
+fn vmcall(op: u32, regs: [u64; 5], amd: bool) -> i64 {
     let mut rax = u64::from(op);
     if amd {
-        // SAFETY: Xen's hypercall ABI (module docs); the argument pointers are valid for the
-        // hypercall's reads and writes (the callers' contract); the argument registers are
-        // declared clobbered.
+        // SAFETY:
+        // 1. Xen's hypercall ABI (module docs): number in RAX, arguments in RDI, RSI, RDX, R10,
+        //    R8, result in RAX; Xen may change the argument registers, so all are clobbered.
+        // 2. Every register that carries an address names memory the caller holds borrowed for
+        //    the whole call (`Hypervisor::hypercall`'s `Arg` buffers), valid for Xen's reads and
+        //    writes.
         unsafe {
-            asm!("vmmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
-                 inout("rdx") a3 => _, options(nostack))
+            asm!("vmmcall", inout("rax") rax, inout("rdi") regs[0] => _, inout("rsi") regs[1] => _,
+                 inout("rdx") regs[2] => _, inout("r10") regs[3] => _, inout("r8") regs[4] => _,
+                 options(nostack))
         };
     } else {
         // SAFETY: as above, with Intel's instruction.
         unsafe {
-            asm!("vmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
-                 inout("rdx") a3 => _, options(nostack))
+            asm!("vmcall", inout("rax") rax, inout("rdi") regs[0] => _, inout("rsi") regs[1] => _,
+                 inout("rdx") regs[2] => _, inout("r10") regs[3] => _, inout("r8") regs[4] => _,
+                 options(nostack))
         };
     }
     rax as i64
+}
+
+/// The register value of one hypercall argument: scalars as they are, buffers as the guest
+/// virtual address of their first byte (0 for an empty one). A structure with a guest-handle
+/// field first gets its buffer's address written into that field; an out-of-range handle
+/// offset (which the core's table refuses before any platform call) answers `None`.
+fn register(arg: &mut Arg<'_>) -> Option<u64> {
+    fn address(bytes: &mut [u8]) -> u64 {
+        if bytes.is_empty() {
+            0
+        } else {
+            bytes.as_mut_ptr() as u64
+        }
+    }
+    match arg {
+        Arg::Unused | Arg::Null | Arg::Value(_) => arg.scalar(),
+        Arg::Buffer(bytes) => Some(address(bytes)),
+        Arg::BufferWithHandle {
+            arg,
+            handle_offset,
+            buffer,
+        } => {
+            let end = handle_offset.checked_add(8)?;
+            let handle = address(buffer);
+            arg.get_mut(*handle_offset..end)?
+                .copy_from_slice(&handle.to_le_bytes());
+            Some(address(arg))
+        }
+    }
 }
 
 impl Hypervisor for X86 {
@@ -172,32 +209,19 @@ impl Hypervisor for X86 {
         self.mechanism.store(code, Ordering::Release);
     }
 
-    fn hypercall(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64 {
-        let address = if arg.is_empty() {
-            0
-        } else {
-            arg.as_mut_ptr() as u64
-        };
+    fn hypercall(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64 {
+        let mut regs = [0u64; 5];
+        for (reg, arg) in regs.iter_mut().zip(args.iter_mut()) {
+            let Some(value) = register(arg) else {
+                return EINVAL;
+            };
+            *reg = value;
+        }
         match self.mechanism.load(Ordering::Acquire) {
-            MECHANISM_VMCALL => vmcall(op, cmd, address, 0, false),
-            MECHANISM_VMMCALL => vmcall(op, cmd, address, 0, true),
+            MECHANISM_VMCALL => vmcall(op, regs, false),
+            MECHANISM_VMMCALL => vmcall(op, regs, true),
             _ => ENOSYS,
         }
-    }
-
-    fn hypercall_with_buffer(
-        &self,
-        op: u32,
-        cmd: u64,
-        arg: &mut [u8],
-        handle_offset: usize,
-        buffer: &mut [u8],
-    ) -> i64 {
-        let Some(handle) = arg.get_mut(handle_offset..handle_offset + 8) else {
-            return -22; // -EINVAL: the core guarantees this does not happen.
-        };
-        handle.copy_from_slice(&(buffer.as_mut_ptr() as u64).to_le_bytes());
-        self.hypercall(op, cmd, arg)
     }
 
     fn allocate_frames(&self, count: u32) -> Option<u64> {
@@ -212,27 +236,5 @@ impl Hypervisor for X86 {
 
     fn allocate_hypercall_page(&self) -> Option<u64> {
         None
-    }
-
-    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
-        const HYPERVISOR_VCPU_OP: u32 = 24;
-        let address = arg.as_mut_ptr() as u64;
-        match self.mechanism.load(Ordering::Acquire) {
-            MECHANISM_VMCALL => vmcall(
-                HYPERVISOR_VCPU_OP,
-                u64::from(cmd),
-                u64::from(vcpu),
-                address,
-                false,
-            ),
-            MECHANISM_VMMCALL => vmcall(
-                HYPERVISOR_VCPU_OP,
-                u64::from(cmd),
-                u64::from(vcpu),
-                address,
-                true,
-            ),
-            _ => ENOSYS,
-        }
     }
 }
