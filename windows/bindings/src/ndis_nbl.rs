@@ -246,3 +246,76 @@ pub const NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
 pub const NDIS_SEND_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
 /// `NDIS_RETURN_FLAGS_DISPATCH_LEVEL`.
 pub const NDIS_RETURN_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_transmit_bits_are_read_where_the_c_bit_fields_are() {
+        // IsIPv4 | TcpChecksum | TcpHeaderOffset = 34 (Ethernet 14 + IPv4 20).
+        let info = ChecksumTransmitInfo(1 | 4 | (34 << 16));
+        assert!(info.is_ipv4() && !info.is_ipv6());
+        assert!(info.tcp_checksum() && !info.udp_checksum() && !info.ip_header_checksum());
+        assert_eq!(info.tcp_header_offset(), 34);
+        let v6 = ChecksumTransmitInfo(2 | 8 | 0x10);
+        assert!(v6.is_ipv6() && v6.udp_checksum() && v6.ip_header_checksum());
+    }
+
+    #[test]
+    fn lso_v2_fields_and_completions() {
+        // MSS 1460, header offset 54, type V2, IPv6.
+        let info = LsoInfo(1460 | (54 << 20) | (1 << 30) | (1 << 31));
+        assert_eq!(info.mss(), 1460);
+        assert_eq!(info.tcp_header_offset(), 54);
+        assert_eq!(info.lso_type(), NDIS_TCP_LARGE_SEND_OFFLOAD_V2_TYPE);
+        assert_eq!(info.ip_version(), NDIS_TCP_LARGE_SEND_OFFLOAD_IPv6);
+        assert_eq!(LsoInfo::v2_complete().lso_type(), 1);
+        let v1 = LsoInfo::v1_complete(0xffff_ffff);
+        assert_eq!(v1.0, 0x3fff_ffff, "TcpPayload is 30 bits; Type stays V1");
+        assert_eq!(v1.lso_type(), NDIS_TCP_LARGE_SEND_OFFLOAD_V1_TYPE);
+    }
+
+    #[test]
+    fn vlan_and_rsc_info_round_trip() {
+        let tag = Ieee8021QInfo::new(5, 0x123);
+        assert_eq!((tag.user_priority(), tag.vlan_id()), (5, 0x123));
+        assert_eq!(
+            Ieee8021QInfo::new(9, 0xffff).0,
+            1 | (0xfff << 4),
+            "fields are masked"
+        );
+        let rsc = RscInfo::new(7, 2);
+        assert_eq!((rsc.coalesced_segments(), rsc.dup_acks()), (7, 2));
+    }
+
+    #[test]
+    fn info_slots_outside_the_table_are_ignored() {
+        let mut nbl = NET_BUFFER_LIST {
+            Next: core::ptr::null_mut(),
+            FirstNetBuffer: core::ptr::null_mut(),
+            Context: core::ptr::null_mut(),
+            ParentNetBufferList: core::ptr::null_mut(),
+            NdisPoolHandle: core::ptr::null_mut(),
+            AlignmentPadding: 0,
+            NdisReserved: [core::ptr::null_mut(); 2],
+            ProtocolReserved: [core::ptr::null_mut(); 4],
+            MiniportReserved: [core::ptr::null_mut(); 2],
+            Scratch: core::ptr::null_mut(),
+            SourceHandle: core::ptr::null_mut(),
+            NblFlags: 0,
+            ChildRefCount: 0,
+            Flags: 0,
+            Status: 0,
+            NetBufferListInfo: [core::ptr::null_mut(); info::MaxNetBufferListInfo],
+        };
+        nbl.set_info(info::NetBufferListHashValue, 0xdead_beef);
+        nbl.set_info(info::MaxNetBufferListInfo, 1);
+        assert_eq!(nbl.info(info::NetBufferListHashValue), 0xdead_beef);
+        assert_eq!(nbl.info(info::MaxNetBufferListInfo), 0);
+        // The slot is the pointer-sized entry at 0x90 + 8 * index.
+        let base = &nbl as *const NET_BUFFER_LIST as usize;
+        let slot = &nbl.NetBufferListInfo[info::NetBufferListHashValue] as *const _ as usize;
+        assert_eq!(slot - base, 0x90 + 8 * 8);
+    }
+}

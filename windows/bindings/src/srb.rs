@@ -443,3 +443,74 @@ pub const SCSISTAT_CHECK_CONDITION: u8 = 0x02;
 pub const SCSISTAT_BUSY: u8 = 0x08;
 pub const SCSISTAT_RESERVATION_CONFLICT: u8 = 0x18;
 pub const SCSISTAT_QUEUE_FULL: u8 = 0x28;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn fixed_sense_data_has_the_spc_layout() {
+        let sense = SENSE_DATA::fixed(0x05, 0x24, 0x00);
+        let bytes = field_bytes(&sense);
+        assert_eq!(bytes[0], 0x70);
+        assert_eq!(bytes[2], 0x05);
+        assert_eq!(bytes[7], 10, "additional length counts bytes 8..18");
+        assert_eq!((bytes[12], bytes[13]), (0x24, 0x00));
+        assert_eq!(sense.sense_key(), 5);
+    }
+
+    fn field_bytes(sense: &SENSE_DATA) -> [u8; 18] {
+        let mut out = [0u8; 18];
+        out[0] = sense.ErrorCodeValid;
+        out[1] = sense.SegmentNumber;
+        out[2] = sense.SenseKeyFlags;
+        out[3..7].copy_from_slice(&sense.Information);
+        out[7] = sense.AdditionalSenseLength;
+        out[8..12].copy_from_slice(&sense.CommandSpecificInformation);
+        out[12] = sense.AdditionalSenseCode;
+        out[13] = sense.AdditionalSenseCodeQualifier;
+        out[14] = sense.FieldReplaceableUnitCode;
+        out[15..18].copy_from_slice(&sense.SenseKeySpecific);
+        out
+    }
+
+    #[test]
+    fn srb_status_strips_only_the_flag_bits() {
+        assert_eq!(
+            srb_status(SRB_STATUS_ERROR | SRB_STATUS_AUTOSENSE_VALID | SRB_STATUS_QUEUE_FROZEN),
+            SRB_STATUS_ERROR
+        );
+        assert_eq!(
+            srb_status(SRB_STATUS_INTERNAL_ERROR),
+            SRB_STATUS_INTERNAL_ERROR
+        );
+    }
+
+    #[test]
+    fn extended_data_lengths_are_the_bytes_after_the_length_field() {
+        // Each *_LENGTH constant is the structure's declared length minus Type and Length.
+        assert_eq!(
+            SRBEX_DATA_SCSI_CDB16_LENGTH as usize,
+            16 + 4 + 4 + 8 + 16 - 8 - 8 + 8 - 8
+        );
+        assert_eq!(
+            SRBEX_DATA_SCSI_CDB16_LENGTH as usize,
+            size_of::<SRBEX_DATA_SCSI_CDB16>() - 8
+        );
+        assert_eq!(
+            SRBEX_DATA_SCSI_CDB32_LENGTH as usize,
+            size_of::<SRBEX_DATA_SCSI_CDB32>() - 8
+        );
+        assert_eq!(
+            SRBEX_DATA_SCSI_CDB_VAR_LENGTH_MIN as usize,
+            core::mem::offset_of!(SRBEX_DATA_SCSI_CDB_VAR, Cdb) - 8
+        );
+        assert_eq!(
+            SRBEX_DATA_PNP_LENGTH as usize,
+            size_of::<SRBEX_DATA_PNP>() - 8
+        );
+        // The power block's declared contents end at 20; the 8-byte alignment pads it to 24.
+        assert_eq!(SRBEX_DATA_POWER_LENGTH as usize, 20 - 8);
+    }
+}

@@ -505,3 +505,36 @@ pub const STOR_STATUS_BUSY: u32 = 0xC100_000C;
 pub const STATE_CHANGE_LUN: u32 = 0x1;
 pub const STATE_CHANGE_TARGET: u32 = 0x2;
 pub const STATE_CHANGE_BUS: u32 = 0x4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn the_extended_srb_flag_lies_beyond_the_documented_size() {
+        // A miniport that announced the documented 0xB0 bytes could not reach these fields.
+        let documented = VIRTUAL_HW_INITIALIZATION_DATA_DOCUMENTED_SIZE;
+        assert_eq!(
+            core::mem::offset_of!(VIRTUAL_HW_INITIALIZATION_DATA, HwCleanupTracing) + 8,
+            documented
+        );
+        assert!(core::mem::offset_of!(VIRTUAL_HW_INITIALIZATION_DATA, SrbTypeFlags) >= documented);
+        assert!(core::mem::offset_of!(VIRTUAL_HW_INITIALIZATION_DATA, HwUnitControl) >= documented);
+        assert_eq!(size_of::<VIRTUAL_HW_INITIALIZATION_DATA>(), 0xd0);
+    }
+
+    #[test]
+    fn extended_function_codes_follow_the_enumeration_order() {
+        // STORPORT_FUNCTION_CODE starts at ExtFunctionAllocatePool = 0 and counts up.
+        assert_eq!(
+            ext_function::ExtFunctionFreePool,
+            ext_function::ExtFunctionAllocatePool + 1
+        );
+        assert_eq!(ext_function::ExtFunctionGetSystemAddress, 5);
+        assert_eq!(
+            ext_function::ExtFunctionFreeTimer,
+            ext_function::ExtFunctionInitializeTimer + 2
+        );
+    }
+}
