@@ -8,6 +8,7 @@
 use std::mem::{offset_of, size_of};
 
 use win_bindings::{ndis, ndis_offload as off};
+use windows_sys::Wdk::NetworkManagement::Ndis as wdk;
 use windows_sys::Win32::NetworkManagement::Ndis as sys;
 
 /// One compared value.
@@ -245,6 +246,15 @@ fn pairs() -> Vec<Pair> {
         field!(off::NDIS_OFFLOAD, sys::NDIS_OFFLOAD, IPsecV1),
         field!(off::NDIS_OFFLOAD, sys::NDIS_OFFLOAD, LsoV2),
         field!(off::NDIS_OFFLOAD, sys::NDIS_OFFLOAD, Flags),
+        size!(
+            ndis::NDIS_CONFIGURATION_PARAMETER,
+            wdk::NDIS_CONFIGURATION_PARAMETER
+        ),
+        field!(
+            ndis::NDIS_CONFIGURATION_PARAMETER,
+            wdk::NDIS_CONFIGURATION_PARAMETER,
+            ParameterData
+        ),
     ]
 }
 
