@@ -43,10 +43,10 @@ pub const DRIVERS: &[(&str, &str)] = &[("xenpci", "xenpci")];
 
 /// The Windows-only crates clippy checks for the Windows target (the drivers and their
 /// kernel layer).
-pub const WINDOWS_CRATES: &[&str] = &["win-km", "xenpci"];
+pub const WINDOWS_CRATES: &[&str] = &["win-km", "win-bindings", "xenpci"];
 
 /// Folders of the suite's own `raw-dylib` declarations, read for the import check.
-pub const BINDING_SOURCES: &[&str] = &["windows/km/src"];
+pub const BINDING_SOURCES: &[&str] = &["windows/km/src", "windows/bindings/src"];
 
 /// The linker flags of a kernel driver (the WDK's, less MSVC-only `/KERNEL`): `/MAP` writes the
 /// map next to the image.
