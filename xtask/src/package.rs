@@ -7,7 +7,8 @@
 //!    test-signed; the `.sys` test-signed; then verified: osslsigncode (signatures, and each
 //!    `.sys` against its catalog), the catalog parsed back and compared with the files, and the
 //!    independent asn1crypto checker (`signing/tests/check_catalog.py`);
-//! 4. the installer's helper `drvsetup.exe` built for Windows by the Debian rust-web lane, signed;
+//! 4. the installer's helper `drvsetup.exe` checked by clippy (`-D warnings`) and built for
+//!    Windows by the Debian rust-web lane, signed;
 //! 5. the WiX source rendered, built by wixl, signed, verified; its tables checked
 //!    (xen-installer's `check`); each `.sys` extracted from it is byte-identical to the staged
 //!    signed one, whose Authenticode hash is the linked image's;
@@ -353,21 +354,30 @@ fn build_helper(root: &Path) -> Result<PathBuf, String> {
         .max()
         .ok_or("no /usr/src/rustc-*/library: install rust-web-src (scripts/setup)")?;
     let target_dir = root.join("target/drvsetup");
-    host::run_visible(
-        Command::new("/usr/bin/cargo")
-            .args(["build", "--release", "--locked", "-Zbuild-std=core"])
-            .args(["-Zbuild-std-features=compiler-builtins-mem"])
-            .args(["--target", "x86_64-pc-windows-msvc"])
-            // The crate's .cargo/config.toml (linker, entry point) is read from its folder.
-            .current_dir(root.join("installer/drvsetup"))
-            .env("RUSTC", "/usr/bin/rustc")
-            .env("RUSTC_BOOTSTRAP", "1")
-            .env("__CARGO_TESTS_ONLY_SRC_ROOT", library)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("RUSTUP_TOOLCHAIN")
-            .env_remove("CARGO"),
-    )?;
+    let path = std::env::var("PATH").unwrap_or_default();
+    for (verb, extra) in [
+        ("clippy", &["--", "-D", "warnings"][..]),
+        ("build", &[][..]),
+    ] {
+        host::run_visible(
+            Command::new("/usr/bin/cargo")
+                .args([verb, "--release", "--locked", "-Zbuild-std=core"])
+                .args(["-Zbuild-std-features=compiler-builtins-mem"])
+                .args(["--target", "x86_64-pc-windows-msvc"])
+                .args(extra)
+                // The crate's .cargo/config.toml (linker, entry point) is read from its folder.
+                .current_dir(root.join("installer/drvsetup"))
+                // Debian's cargo-clippy (same release as the compiler) before rustup's proxy.
+                .env("PATH", format!("/usr/bin:{path}"))
+                .env("RUSTC", "/usr/bin/rustc")
+                .env("RUSTC_BOOTSTRAP", "1")
+                .env("__CARGO_TESTS_ONLY_SRC_ROOT", &library)
+                .env("CARGO_TARGET_DIR", &target_dir)
+                .env_remove("RUSTFLAGS")
+                .env_remove("RUSTUP_TOOLCHAIN")
+                .env_remove("CARGO"),
+        )?;
+    }
     Ok(target_dir.join("x86_64-pc-windows-msvc/release/drvsetup.exe"))
 }
 

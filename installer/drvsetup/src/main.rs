@@ -10,10 +10,12 @@
 //!
 //! Every package is attempted; the exit status is 0 when all succeeded, otherwise 1, and each
 //! failure is printed with the call, the INF, the Windows error code and its system message.
-//! A required reboot is printed (`reboot required`), not turned into a failure. The program
-//! has no C runtime: its entry is `mainCRTStartup`, its imports are raw-dylib, and
-//! `DiUninstallDriverW` (Windows 10 1703 and later) is looked up at run time so that its absence
-//! is reported as an error rather than stopping the program from loading.
+//! After installing, the package's published name in the driver store (`oemNN.inf`, found or
+//! staged by `SetupCopyOEMInfW`) is printed. Uninstalling a package that is not staged succeeds
+//! with a message. `DiUninstallDriverW` (Windows 10 1703 and later) is looked up at run time;
+//! where it is missing the staged package is removed with `SetupUninstallOEMInfW`. A required
+//! reboot is printed (`reboot required`), not turned into a failure. The program has no C
+//! runtime: its entry is `mainCRTStartup`, its imports are raw-dylib.
 #![no_std]
 #![no_main]
 
@@ -66,29 +68,70 @@ fn run() -> u32 {
     for index in 2..args.count() {
         let inf = args.get(index).unwrap_or_default();
         let result = match action {
-            Action::Install => sys::install_driver(&inf).map_err(|code| ("DiInstallDriverW", code)),
-            Action::Uninstall => {
-                sys::uninstall_driver(&inf).map_err(|code| ("DiUninstallDriverW", code))
-            }
+            Action::Install => install(&inf),
+            Action::Uninstall => uninstall(&inf),
         };
-        match result {
-            Ok(reboot) => {
-                let mut out = Out::new();
-                out.str(match action {
-                    Action::Install => "drvsetup: installed ",
-                    Action::Uninstall => "drvsetup: uninstalled ",
-                })
-                .wide(inf.as_slice())
-                .str(if reboot { " (reboot required)\n" } else { "\n" });
-                out.flush();
-            }
-            Err((call, code)) => {
-                report_failure(call, &inf, code);
-                failures += 1;
-            }
+        if let Err((call, code)) = result {
+            report_failure(call, &inf, code);
+            failures += 1;
         }
     }
     u32::from(failures != 0)
+}
+
+/// A failed call and its error code.
+type Failure = (&'static str, u32);
+
+/// DiInstallDriverW, then the published name of the staged package (SetupCopyOEMInfW finds the
+/// identical staged copy; it stages it where DiInstallDriverW did not).
+fn install(inf: &WideBuf) -> Result<(), Failure> {
+    let reboot = sys::install_driver(inf).map_err(|code| ("DiInstallDriverW", code))?;
+    let staged = sys::staged_inf(inf, false).map_err(|code| ("SetupCopyOEMInfW", code))?;
+    let mut out = Out::new();
+    out.str("drvsetup: installed ")
+        .wide(inf.as_slice())
+        .str(" as ")
+        .wide(staged.as_slice())
+        .str(if reboot { " (reboot required)\n" } else { "\n" });
+    out.flush();
+    Ok(())
+}
+
+/// Finds the staged package; removes it with DiUninstallDriverW, or, where Windows has no
+/// DiUninstallDriverW, with SetupUninstallOEMInfW. A package that is not staged is reported
+/// and counts as removed.
+fn uninstall(inf: &WideBuf) -> Result<(), Failure> {
+    let Ok(staged) = sys::staged_inf(inf, true) else {
+        let mut out = Out::new();
+        out.str("drvsetup: ")
+            .wide(inf.as_slice())
+            .str(" is not in the driver store; nothing to remove\n");
+        out.flush();
+        return Ok(());
+    };
+    let mut out = Out::new();
+    match sys::uninstall_driver(inf) {
+        Ok(reboot) => {
+            out.str("drvsetup: uninstalled ")
+                .wide(inf.as_slice())
+                .str(" (")
+                .wide(staged.as_slice())
+                .str(if reboot {
+                    ", reboot required)\n"
+                } else {
+                    ")\n"
+                });
+        }
+        Err(sys::ERROR_PROC_NOT_FOUND) => {
+            sys::remove_staged_inf(&staged).map_err(|code| ("SetupUninstallOEMInfW", code))?;
+            out.str("drvsetup: removed ")
+                .wide(staged.as_slice())
+                .str(" from the driver store (no DiUninstallDriverW on this system)\n");
+        }
+        Err(code) => return Err(("DiUninstallDriverW", code)),
+    }
+    out.flush();
+    Ok(())
 }
 
 /// Prints `drvsetup: <call>(<inf>) failed, error 0x...: <system message>`.

@@ -9,7 +9,7 @@ const STD_OUTPUT_HANDLE: u32 = -11i32 as u32;
 const FORMAT_MESSAGE_FROM_SYSTEM: u32 = 0x1000;
 const FORMAT_MESSAGE_IGNORE_INSERTS: u32 = 0x200;
 /// `ERROR_PROC_NOT_FOUND`: what is reported when this Windows has no `DiUninstallDriverW`.
-const ERROR_PROC_NOT_FOUND: u32 = 127;
+pub const ERROR_PROC_NOT_FOUND: u32 = 127;
 
 #[link(name = "kernel32.dll", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
@@ -53,6 +53,32 @@ pub static _fltused: i32 = 0;
 unsafe extern "system" {
     fn CommandLineToArgvW(cmdline: *const u16, argc: *mut i32) -> *mut *mut u16;
 }
+
+#[link(name = "setupapi.dll", kind = "raw-dylib", modifiers = "+verbatim")]
+unsafe extern "system" {
+    fn SetupCopyOEMInfW(
+        source: *const u16,
+        media_location: *const u16,
+        media_type: u32,
+        style: u32,
+        dest_name: *mut u16,
+        dest_size: u32,
+        required: *mut u32,
+        component: *mut *mut u16,
+    ) -> i32;
+    fn SetupUninstallOEMInfW(inf_file_name: *const u16, flags: u32, reserved: *mut c_void) -> i32;
+}
+
+/// `SPOST_PATH`: the INF's own folder holds the package's files.
+const SPOST_PATH: u32 = 1;
+/// `SP_COPY_NOOVERWRITE`: an identical package already staged is reused, not replaced.
+const SP_COPY_NOOVERWRITE: u32 = 0x8;
+/// `SP_COPY_REPLACEONLY`: only find the package if it is staged, copy nothing.
+const SP_COPY_REPLACEONLY: u32 = 0x2;
+/// `SUOI_FORCEDELETE`: remove the package even if a device still uses it.
+const SUOI_FORCEDELETE: u32 = 0x1;
+/// `ERROR_FILE_EXISTS`: what SP_COPY_NOOVERWRITE reports for an already staged package.
+const ERROR_FILE_EXISTS: u32 = 80;
 
 #[link(name = "newdev.dll", kind = "raw-dylib", modifiers = "+verbatim")]
 unsafe extern "system" {
@@ -148,10 +174,18 @@ impl Args {
             return None;
         }
         // SAFETY: `index < argc`, and CommandLineToArgvW returned `argc` valid pointers.
-        let arg = unsafe { *self.argv.add(index) };
+        let slot = unsafe { self.argv.add(index) };
+        // SAFETY: `slot` points at one of those pointers.
+        let arg = unsafe { slot.read() };
         let mut len = 0;
-        // SAFETY: each argument is NUL-terminated; reading stops at the NUL or at the capacity.
-        while len < WIDE_CAPACITY && unsafe { *arg.add(len) } != 0 {
+        while len < WIDE_CAPACITY {
+            // SAFETY: each argument is NUL-terminated and reading stops at its NUL (or at the
+            // capacity), so `arg + len` is inside the argument.
+            let unit = unsafe { arg.add(len) };
+            // SAFETY: as above: `unit` points into the argument.
+            if unsafe { unit.read() } == 0 {
+                break;
+            }
             len += 1;
         }
         // SAFETY: the `len` units before the NUL were just read.
@@ -197,7 +231,7 @@ pub fn uninstall_driver(inf: &WideBuf) -> Result<bool, u32> {
         return Err(last_error());
     }
     // SAFETY: `module` is a loaded module and the name is NUL-terminated ASCII.
-    let address = unsafe { GetProcAddress(module, b"DiUninstallDriverW\0".as_ptr()) };
+    let address = unsafe { GetProcAddress(module, c"DiUninstallDriverW".as_ptr().cast()) };
     if address.is_null() {
         return Err(ERROR_PROC_NOT_FOUND);
     }
@@ -212,4 +246,64 @@ pub fn uninstall_driver(inf: &WideBuf) -> Result<bool, u32> {
         return Err(last_error());
     }
     Ok(reboot != 0)
+}
+
+/// The staged copy of `inf` in `%WINDIR%\\INF` (`oemNN.inf`, the published name): staged now
+/// unless `find_only`, in which case only an already staged copy is found.
+/// `Err(GetLastError())` on failure.
+pub fn staged_inf(inf: &WideBuf, find_only: bool) -> Result<WideBuf, u32> {
+    let mut dest = WideBuf::default();
+    let mut required = 0u32;
+    let style = if find_only {
+        SP_COPY_REPLACEONLY
+    } else {
+        SP_COPY_NOOVERWRITE
+    };
+    // SAFETY:
+    // 1. `inf` is NUL-terminated; no media location is passed;
+    // 2. `dest` holds `WIDE_CAPACITY` units, the size passed; `required` is a valid out
+    //    pointer; no component pointer is requested.
+    let ok = unsafe {
+        SetupCopyOEMInfW(
+            inf.as_ptr(),
+            core::ptr::null(),
+            SPOST_PATH,
+            style,
+            dest.as_mut_ptr(),
+            WIDE_CAPACITY as u32,
+            &mut required,
+            core::ptr::null_mut(),
+        )
+    };
+    let error = if ok == 0 { last_error() } else { 0 };
+    if ok == 0 && (error != ERROR_FILE_EXISTS || find_only) {
+        return Err(error);
+    }
+    // The call wrote a NUL-terminated name; the buffer's length is set to it.
+    dest.set_len(WIDE_CAPACITY - 1);
+    let end = dest
+        .as_slice()
+        .iter()
+        .position(|&u| u == 0)
+        .unwrap_or(dest.as_slice().len());
+    dest.set_len(end);
+    Ok(dest)
+}
+
+/// `SetupUninstallOEMInfW(name, SUOI_FORCEDELETE)`: removes a staged package by its published
+/// name (the file name part of `staged`).
+pub fn remove_staged_inf(staged: &WideBuf) -> Result<(), u32> {
+    let all = staged.as_slice();
+    let start = all
+        .iter()
+        .rposition(|&u| u == u16::from(b'\\'))
+        .map_or(0, |i| i + 1);
+    let name = WideBuf::from_units(&all[start..]);
+    // SAFETY: `name` is NUL-terminated; the reserved pointer must be null.
+    let ok =
+        unsafe { SetupUninstallOEMInfW(name.as_ptr(), SUOI_FORCEDELETE, core::ptr::null_mut()) };
+    if ok == 0 {
+        return Err(last_error());
+    }
+    Ok(())
 }
