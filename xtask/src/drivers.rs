@@ -303,6 +303,7 @@ pub fn manifest_path_of(metadata: &str, name: &str) -> Option<String> {
 
 /// Offsets in a PE file needed to mutate it.
 struct Layout {
+    file_header: usize,
     optional_header: usize,
     sections: usize,
     section_count: usize,
@@ -325,6 +326,7 @@ fn layout(bytes: &[u8]) -> Result<Layout> {
     let optional_size = u16_at(file_header + 16).ok_or("truncated file header")? as usize;
     let optional_header = file_header + 20;
     Ok(Layout {
+        file_header,
         optional_header,
         sections: optional_header + optional_size,
         section_count,
@@ -341,6 +343,29 @@ fn check_mutants(good: &[u8], known: &KernelExports) -> Result<()> {
     let subsystem = l.optional_header + 68;
     let dll_characteristics = l.optional_header + 70;
     let mut mutants: Vec<(&str, Vec<u8>, IsExpected)> = Vec::new();
+
+    let mut m = good.to_vec();
+    m[l.file_header..l.file_header + 2].copy_from_slice(&0x14cu16.to_le_bytes());
+    mutants.push(("machine set to i386", m, |v| {
+        matches!(v, Violation::Machine(0x14c))
+    }));
+
+    // IMAGE_OPTIONAL_HEADER64.AddressOfEntryPoint at 16.
+    let mut m = good.to_vec();
+    let entry = l.optional_header + 16;
+    let moved = u32::from_le_bytes(good[entry..entry + 4].try_into().map_err(|_| "entry")?) + 0x10;
+    m[entry..entry + 4].copy_from_slice(&moved.to_le_bytes());
+    mutants.push(("entry point moved off DriverEntry", m, |v| {
+        matches!(v, Violation::EntryNotDriverEntry { .. })
+    }));
+
+    // The base relocation directory (data directory 5, from 112) emptied: its size at 156.
+    let mut m = good.to_vec();
+    let reloc_size = l.optional_header + 112 + 5 * 8 + 4;
+    m[reloc_size..reloc_size + 4].copy_from_slice(&0u32.to_le_bytes());
+    mutants.push(("relocations removed", m, |v| {
+        matches!(v, Violation::NoRelocations)
+    }));
 
     let mut m = good.to_vec();
     m[subsystem..subsystem + 2].copy_from_slice(&2u16.to_le_bytes());
@@ -392,6 +417,18 @@ fn check_mutants(good: &[u8], known: &KernelExports) -> Result<()> {
     m[at + needle.len() - 2] ^= 0x20;
     mutants.push(("an import renamed to a name ntoskrnl.exe lacks", m, |v| {
         matches!(v, Violation::UnknownImport { .. })
+    }));
+
+    // The import module's name changed to a user-mode library.
+    let module = b"ntoskrnl.exe\0";
+    let at = good
+        .windows(module.len())
+        .position(|w| w.eq_ignore_ascii_case(module))
+        .ok_or("the image names no ntoskrnl.exe")?;
+    let mut m = good.to_vec();
+    m[at..at + 10].copy_from_slice(b"ntdll.dll\0");
+    mutants.push(("imports taken from ntdll.dll", m, |v| {
+        matches!(v, Violation::ForeignModule(_))
     }));
 
     for (what, bytes, expected) in mutants {

@@ -246,6 +246,41 @@ pub fn rows() -> Vec<Row> {
         ),
         row!("win-km", "sizeof(MDL) + 0", raw::MDL_HEADER_BYTES),
         row!("win-km", "sizeof(PFN_NUMBER)", raw::PFN_NUMBER_BYTES),
+        row!(
+            "win-km",
+            "ERROR_LOG_MAXIMUM_SIZE",
+            raw::ERROR_LOG_MAXIMUM_SIZE
+        ),
+        row!(
+            "win-km",
+            "sizeof(IO_ERROR_LOG_PACKET)",
+            raw::IO_ERROR_LOG_PACKET_BYTES
+        ),
+        row!(
+            "win-km",
+            "offsetof(IO_ERROR_LOG_PACKET, NumberOfStrings)",
+            raw::IO_ERROR_LOG_PACKET_NUMBER_OF_STRINGS
+        ),
+        row!(
+            "win-km",
+            "offsetof(IO_ERROR_LOG_PACKET, StringOffset)",
+            raw::IO_ERROR_LOG_PACKET_STRING_OFFSET
+        ),
+        row!(
+            "win-km",
+            "offsetof(IO_ERROR_LOG_PACKET, ErrorCode)",
+            raw::IO_ERROR_LOG_PACKET_ERROR_CODE
+        ),
+        row!(
+            "win-km",
+            "offsetof(IO_ERROR_LOG_PACKET, UniqueErrorValue)",
+            raw::IO_ERROR_LOG_PACKET_UNIQUE_ERROR_VALUE
+        ),
+        row!(
+            "win-km",
+            "offsetof(IO_ERROR_LOG_PACKET, FinalStatus)",
+            raw::IO_ERROR_LOG_PACKET_FINAL_STATUS
+        ),
     ]
 }
 

@@ -191,7 +191,12 @@ fn run(args: &WineArgs) -> Result<bool, String> {
             phase.inf.display(),
             phase.hardware_id
         );
-        let checks = run_phase(phase, &service, &devinst, &work.join(phase.slug))?;
+        let dir = work.join(phase.slug);
+        let checks = run_phase(phase, &service, &devinst, &dir)?;
+        // A prefix is about half a gigabyte: keep it only when something failed (the log stays).
+        if checks.iter().all(|c| c.result.is_ok()) {
+            let _ = fs::remove_dir_all(dir.join("prefix"));
+        }
         for check in &checks {
             match &check.result {
                 Ok(evidence) => println!("  ok    {}: {evidence}", check.what),
@@ -276,32 +281,43 @@ fn rust_web_library() -> Result<PathBuf, String> {
         .ok_or_else(|| "no /usr/src/rustc-*/library: install rust-web-src (scripts/setup)".into())
 }
 
-/// Builds the `devinst` helper for Windows with the Debian rust-web lane; returns the `.exe`.
+/// Lints (clippy `-D warnings`) and builds the `devinst` helper for Windows with the Debian
+/// rust-web lane; returns the `.exe`.
 fn build_devinst(root: &Path) -> Result<PathBuf, String> {
     let crate_dir = root.join("windows/devinst");
     let target_dir = root.join("target/devinst");
-    let status = Command::new("/usr/bin/cargo")
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "-Zbuild-std=core",
-            "-Zbuild-std-features=compiler-builtins-mem",
-            "--target",
-            "x86_64-pc-windows-msvc",
-        ])
-        // The crate's .cargo/config.toml (linker and entry point) is read from the current
-        // folder.
-        .current_dir(&crate_dir)
-        .env("RUSTC", "/usr/bin/rustc")
-        .env("RUSTC_BOOTSTRAP", "1")
-        .env("__CARGO_TESTS_ONLY_SRC_ROOT", rust_web_library()?)
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTFLAGS")
-        .status()
-        .map_err(|e| format!("cannot run /usr/bin/cargo (install cargo-web): {e}"))?;
-    if !status.success() {
-        return Err("building windows/devinst failed".into());
+    let library = rust_web_library()?;
+    // The lane's own cargo-clippy and clippy-driver (rust-web-clippy) come first in PATH.
+    let path = format!("/usr/bin:{}", std::env::var("PATH").unwrap_or_default());
+    for (command, trailing) in [
+        ("clippy", &["--", "-D", "warnings"][..]),
+        ("build", &[][..]),
+    ] {
+        let status = Command::new("/usr/bin/cargo")
+            .arg(command)
+            .args([
+                "--release",
+                "--locked",
+                "-Zbuild-std=core",
+                "-Zbuild-std-features=compiler-builtins-mem",
+                "--target",
+                "x86_64-pc-windows-msvc",
+            ])
+            .args(trailing)
+            // The crate's .cargo/config.toml (linker and entry point) is read from the current
+            // folder.
+            .current_dir(&crate_dir)
+            .env("PATH", &path)
+            .env("RUSTC", "/usr/bin/rustc")
+            .env("RUSTC_BOOTSTRAP", "1")
+            .env("__CARGO_TESTS_ONLY_SRC_ROOT", &library)
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .env_remove("RUSTFLAGS")
+            .status()
+            .map_err(|e| format!("cannot run /usr/bin/cargo (install cargo-web): {e}"))?;
+        if !status.success() {
+            return Err(format!("cargo {command} of windows/devinst failed"));
+        }
     }
     Ok(target_dir.join("x86_64-pc-windows-msvc/release/devinst.exe"))
 }

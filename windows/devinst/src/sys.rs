@@ -208,11 +208,19 @@ impl Args {
         if index >= self.argc {
             return None;
         }
-        // SAFETY: `index < argc`, and CommandLineToArgvW returned `argc` valid pointers.
-        let arg = unsafe { *self.argv.add(index) };
+        // SAFETY: `index < argc`: the slot is inside the array CommandLineToArgvW returned.
+        let slot = unsafe { self.argv.add(index) };
+        // SAFETY: the slot holds one of the `argc` valid argument pointers.
+        let arg = unsafe { *slot };
         let mut len = 0;
-        // SAFETY: each argument is NUL-terminated; reading stops at the NUL or at the capacity.
-        while len < crate::text::WIDE_CAPACITY && unsafe { *arg.add(len) } != 0 {
+        while len < crate::text::WIDE_CAPACITY {
+            // SAFETY: the argument is NUL-terminated and none of its first `len` units was NUL,
+            // so unit `len` is still inside it.
+            let unit = unsafe { arg.add(len) };
+            // SAFETY: as above, the unit is readable.
+            if unsafe { *unit } == 0 {
+                break;
+            }
             len += 1;
         }
         // SAFETY: the `len` units before the NUL were just read.

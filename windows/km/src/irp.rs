@@ -256,3 +256,384 @@ pub unsafe fn forward_and_wait(lower: *mut DEVICE_OBJECT, irp: *mut IRP) -> NtSt
     // belongs to the caller again and its status is final.
     unsafe { io_status(irp) }.0
 }
+
+/// A double of the I/O manager's IRP handling, for host tests of the helpers above. It provides
+/// the kernel functions they call (as the symbols `windows-sys` declares) and checks the rules a
+/// driver must keep: an IRP is completed once, passed down only while it has a location left, a
+/// completion routine runs in its own location and may reclaim the IRP, a wait on an event nobody
+/// will set is a hang, and power IRPs start the next one before they are passed on.
+#[cfg(all(test, not(target_os = "windows")))]
+mod tests {
+    #![allow(non_snake_case, unsafe_code)]
+
+    use super::*;
+    use crate::status::{STATUS_NOT_SUPPORTED, STATUS_SUCCESS};
+    use core::cell::RefCell;
+    use core::mem::{size_of, MaybeUninit};
+
+    /// What the device below does with an IRP it receives.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    enum LowerBehaviour {
+        /// Completes it at once with this status.
+        Complete(NtStatus),
+        /// Marks it pending; it completes (with this status) while the caller waits.
+        Pend(NtStatus),
+    }
+
+    #[derive(Debug, Default)]
+    struct Kernel {
+        lower: Option<LowerBehaviour>,
+        /// What the lower device saw: (major, minor, had a completion routine in its location).
+        lower_saw: Vec<(u8, u8)>,
+        pended: Option<(usize, NtStatus)>,
+        completed: u32,
+        /// IRPs the double has completed to the I/O manager.
+        completed_irps: Vec<usize>,
+        final_status: Option<NtStatus>,
+        events_set: u32,
+        power_next_started: u32,
+        po_calls: u32,
+        /// Broken rules. The double records them instead of panicking: a panic cannot unwind
+        /// out of the `extern "system"` functions it stands in for.
+        violations: Vec<&'static str>,
+    }
+
+    thread_local! {
+        static KERNEL: RefCell<Kernel> = RefCell::new(Kernel::default());
+    }
+
+    fn kernel<R>(f: impl FnOnce(&mut Kernel) -> R) -> R {
+        KERNEL.with(|k| f(&mut k.borrow_mut()))
+    }
+
+    fn violation(rule: &'static str) {
+        kernel(|k| k.violations.push(rule));
+    }
+
+    /// Moves the IRP one location down, as `IoCallDriver` does; a driver that calls down without
+    /// a location left breaks a rule (and the IRP stays where it is).
+    fn enter_lower(irp: &mut IRP) -> bool {
+        if irp.CurrentLocation <= 1 {
+            violation("IoCallDriver without a stack location left");
+            return false;
+        }
+        irp.CurrentLocation -= 1;
+        let slot = current_location_slot(irp);
+        *slot = slot.wrapping_sub(1);
+        true
+    }
+
+    /// `IoCompleteRequest`'s walk up the stack: each location's completion routine runs with the
+    /// IRP one location up (its owner's), and `STATUS_MORE_PROCESSING_REQUIRED` stops the walk.
+    fn complete_upwards(irp: *mut IRP) {
+        loop {
+            // SAFETY: the test owns the IRP buffer.
+            let owned = unsafe { &mut *irp };
+            let location = *current_location_slot(owned);
+            // SAFETY: the current location is inside the test's buffer.
+            let current = unsafe { &*location };
+            let (routine, context, control) =
+                (current.CompletionRoutine, current.Context, current.Control);
+            owned.CurrentLocation += 1;
+            let slot = current_location_slot(owned);
+            *slot = slot.wrapping_add(1);
+            if owned.CurrentLocation > owned.StackCount {
+                kernel(|k| {
+                    k.completed += 1;
+                    k.completed_irps.push(irp as usize);
+                    // SAFETY: drivers store the `Status` variant.
+                    k.final_status = Some(unsafe { owned.IoStatus.Anonymous.Status });
+                });
+                return;
+            }
+            if let Some(routine) = routine {
+                // SAFETY: a status (negative) selects SL_INVOKE_ON_ERROR, else ON_SUCCESS.
+                let status = unsafe { owned.IoStatus.Anonymous.Status };
+                let wanted = if status < 0 { 0x80 } else { 0x40 };
+                if control & wanted != 0 {
+                    // SAFETY: the routine was stored by `set_completion_routine` with the
+                    // three-parameter signature.
+                    let routine = unsafe {
+                        core::mem::transmute::<unsafe extern "system" fn() -> i32, CompletionRoutine>(
+                            routine,
+                        )
+                    };
+                    // SAFETY: called as the I/O manager would, with the stored context.
+                    if unsafe { routine(ptr::null(), irp, context) }
+                        == STATUS_MORE_PROCESSING_REQUIRED
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn IofCallDriver(_device: *const DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
+        // SAFETY: the test owns the IRP buffer.
+        let owned = unsafe { &mut *irp };
+        if !enter_lower(owned) {
+            return crate::status::STATUS_INVALID_DEVICE_REQUEST;
+        }
+        let location = *current_location_slot(owned);
+        // SAFETY: inside the buffer.
+        let lower_location = unsafe { &*location };
+        let seen = (lower_location.MajorFunction, lower_location.MinorFunction);
+        let behaviour = kernel(|k| {
+            k.lower_saw.push(seen);
+            k.lower.unwrap_or(LowerBehaviour::Complete(STATUS_SUCCESS))
+        });
+        match behaviour {
+            LowerBehaviour::Complete(status) => {
+                owned.IoStatus.Anonymous.Status = status;
+                complete_upwards(irp);
+                status
+            }
+            LowerBehaviour::Pend(status) => {
+                // SAFETY: inside the buffer (`IoMarkIrpPending` by the lower driver).
+                unsafe { (*location).Control |= SL_PENDING_RETURNED };
+                kernel(|k| k.pended = Some((irp as usize, status)));
+                STATUS_PENDING
+            }
+        }
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn IofCompleteRequest(irp: *const IRP, _boost: i8) {
+        if kernel(|k| k.completed_irps.contains(&(irp as usize))) {
+            violation("IRP completed twice");
+            return;
+        }
+        complete_upwards(irp.cast_mut());
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn KeInitializeEvent(event: *mut KEVENT, _kind: i32, state: bool) {
+        // SAFETY: the caller passes a KEVENT-sized buffer; the double keeps the state in its
+        // first byte.
+        unsafe { event.cast::<u8>().write(u8::from(state)) };
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn KeSetEvent(event: *mut KEVENT, _increment: i32, _wait: bool) -> i32 {
+        kernel(|k| k.events_set += 1);
+        // SAFETY: as `KeInitializeEvent`.
+        unsafe { event.cast::<u8>().write(1) };
+        0
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn KeWaitForSingleObject(
+        object: *const c_void,
+        _reason: i32,
+        _mode: i8,
+        _alertable: bool,
+        _timeout: *const i64,
+    ) -> NtStatus {
+        // Another processor finishes the pended IRP while this thread waits.
+        if let Some((irp, status)) = kernel(|k| k.pended.take()) {
+            let irp = irp as *mut IRP;
+            // SAFETY: the pended IRP is the test's buffer.
+            let pended = unsafe { &mut *irp };
+            pended.IoStatus.Anonymous.Status = status;
+            complete_upwards(irp);
+        }
+        // SAFETY: as `KeInitializeEvent`.
+        let signalled = unsafe { object.cast::<u8>().read() } == 1;
+        if !signalled {
+            violation("KeWaitForSingleObject on an event nobody will set: a hang");
+        }
+        STATUS_SUCCESS
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn PoStartNextPowerIrp(irp: *mut IRP) {
+        // SAFETY: the test owns the IRP buffer.
+        let major = unsafe { function_codes(irp) }.0;
+        if major != 0x16 {
+            violation("PoStartNextPowerIrp on a non-power IRP");
+        }
+        kernel(|k| k.power_next_started += 1);
+    }
+
+    #[unsafe(no_mangle)]
+    extern "system" fn PoCallDriver(device: *const DEVICE_OBJECT, irp: *mut IRP) -> NtStatus {
+        kernel(|k| {
+            if k.power_next_started != k.po_calls + 1 {
+                k.violations.push("PoCallDriver before PoStartNextPowerIrp");
+            }
+            k.po_calls += 1;
+        });
+        IofCallDriver(device, irp)
+    }
+
+    /// An IRP with `locations` stack locations, entered by the test's driver at the top (as the
+    /// I/O manager's `IoCallDriver` to it would leave it).
+    struct TestIrp {
+        buffer: Vec<MaybeUninit<u64>>,
+    }
+
+    impl TestIrp {
+        fn new(locations: i8, major: u8, minor: u8) -> Self {
+            let bytes = size_of::<IRP>() + locations as usize * size_of::<IO_STACK_LOCATION>();
+            let mut buffer = vec![MaybeUninit::<u64>::zeroed(); bytes.div_ceil(8)];
+            let irp = buffer.as_mut_ptr().cast::<IRP>();
+            // SAFETY: the buffer is zeroed, big and aligned enough for the IRP and its locations.
+            let owned = unsafe { &mut *irp };
+            owned.StackCount = locations;
+            owned.CurrentLocation = locations + 1;
+            let first = irp.wrapping_add(1).cast::<IO_STACK_LOCATION>();
+            *current_location_slot(owned) = first.wrapping_add(locations as usize);
+            owned.IoStatus.Anonymous.Status = STATUS_NOT_SUPPORTED;
+            assert!(enter_lower(owned));
+            let top = *current_location_slot(owned);
+            // SAFETY: the top location is inside the buffer.
+            let top = unsafe { &mut *top };
+            top.MajorFunction = major;
+            top.MinorFunction = minor;
+            Self { buffer }
+        }
+
+        fn irp(&mut self) -> *mut IRP {
+            self.buffer.as_mut_ptr().cast()
+        }
+    }
+
+    fn lower_device() -> *mut DEVICE_OBJECT {
+        ptr::NonNull::dangling().as_ptr()
+    }
+
+    fn reset(lower: LowerBehaviour) {
+        kernel(|k| {
+            *k = Kernel::default();
+            k.lower = Some(lower);
+        });
+    }
+
+    const PNP: u8 = 0x1B;
+    const POWER: u8 = 0x16;
+
+    #[test]
+    fn forward_and_wait_gets_the_irp_back_with_the_lower_status() {
+        for lower in [
+            LowerBehaviour::Complete(STATUS_SUCCESS),
+            LowerBehaviour::Pend(STATUS_SUCCESS),
+            LowerBehaviour::Complete(STATUS_NOT_SUPPORTED),
+        ] {
+            reset(lower);
+            let mut test = TestIrp::new(2, PNP, 0);
+            let irp = test.irp();
+            // SAFETY: the test owns the IRP, which has a location below.
+            let status = unsafe { forward_and_wait(lower_device(), irp) };
+            let expected = match lower {
+                LowerBehaviour::Complete(s) | LowerBehaviour::Pend(s) => s,
+            };
+            assert_eq!(status, expected);
+            kernel(|k| {
+                assert_eq!(
+                    k.lower_saw,
+                    [(PNP, 0)],
+                    "the lower driver saw a copy of the location"
+                );
+                assert_eq!(k.events_set, 1);
+                assert_eq!(k.completed, 0, "the IRP must come back, not complete");
+            });
+            // The IRP is back in the driver's own location, and completing it finishes it.
+            // SAFETY: owned again.
+            assert_eq!(unsafe { function_codes(irp) }, (PNP, 0));
+            // SAFETY: owned; completed once.
+            unsafe { complete(irp, expected, 0) };
+            kernel(|k| {
+                assert_eq!(k.completed, 1);
+                assert_eq!(k.final_status, Some(expected));
+                assert!(k.violations.is_empty(), "{:?}", k.violations);
+            });
+        }
+    }
+
+    #[test]
+    fn pass_down_shows_the_lower_driver_this_location_and_its_status_completes_the_irp() {
+        reset(LowerBehaviour::Complete(STATUS_SUCCESS));
+        let mut test = TestIrp::new(2, PNP, 0x17);
+        let irp = test.irp();
+        // SAFETY: owned IRP with a location below; given away.
+        let status = unsafe { pass_down(lower_device(), irp) };
+        assert_eq!(status, STATUS_SUCCESS);
+        kernel(|k| {
+            assert_eq!(k.lower_saw, [(PNP, 0x17)]);
+            assert_eq!(k.completed, 1);
+            assert!(k.violations.is_empty(), "{:?}", k.violations);
+        });
+    }
+
+    #[test]
+    fn power_irps_start_the_next_one_before_they_go_down() {
+        reset(LowerBehaviour::Complete(STATUS_SUCCESS));
+        let mut test = TestIrp::new(2, POWER, 2);
+        let irp = test.irp();
+        // SAFETY: owned power IRP with a location below.
+        let status = unsafe { pass_power_down(lower_device(), irp) };
+        assert_eq!(status, STATUS_SUCCESS);
+        kernel(|k| {
+            assert_eq!((k.power_next_started, k.po_calls, k.completed), (1, 1, 1));
+            assert_eq!(k.lower_saw, [(POWER, 2)]);
+            assert!(k.violations.is_empty(), "{:?}", k.violations);
+        });
+    }
+
+    #[test]
+    fn set_status_then_pass_down_keeps_the_status_unless_the_lower_changes_it() {
+        reset(LowerBehaviour::Complete(STATUS_NOT_SUPPORTED));
+        let mut test = TestIrp::new(2, PNP, 0x09);
+        let irp = test.irp();
+        // SAFETY: owned.
+        unsafe { set_status(irp, STATUS_SUCCESS) };
+        // SAFETY: owned; the status is what the driver set.
+        assert_eq!(unsafe { io_status(irp) }.0, STATUS_SUCCESS);
+        // SAFETY: owned; given away.
+        unsafe { pass_down(lower_device(), irp) };
+        kernel(|k| assert_eq!(k.final_status, Some(STATUS_NOT_SUPPORTED)));
+    }
+
+    #[test]
+    fn the_double_catches_a_call_down_from_the_last_location() {
+        reset(LowerBehaviour::Complete(STATUS_SUCCESS));
+        let mut test = TestIrp::new(1, PNP, 0);
+        let irp = test.irp();
+        // SAFETY: owned; the call is the mistake the double must catch.
+        unsafe { call_driver(lower_device(), irp) };
+        kernel(|k| assert_eq!(k.violations, ["IoCallDriver without a stack location left"]));
+    }
+
+    #[test]
+    fn the_double_catches_a_wait_that_never_ends() {
+        reset(LowerBehaviour::Complete(STATUS_SUCCESS));
+        let mut event = MaybeUninit::<KEVENT>::zeroed();
+        // SAFETY: the double's event functions take any KEVENT-sized buffer.
+        unsafe { ss::KeInitializeEvent(event.as_mut_ptr(), NotificationEvent, false) };
+        // SAFETY: as above; nothing will set the event, the mistake the double must catch.
+        unsafe {
+            ss::KeWaitForSingleObject(event.as_ptr().cast(), ss::Executive, 0, false, ptr::null())
+        };
+        kernel(|k| {
+            assert_eq!(
+                k.violations,
+                ["KeWaitForSingleObject on an event nobody will set: a hang"]
+            )
+        });
+    }
+
+    #[test]
+    fn the_double_catches_a_second_completion() {
+        reset(LowerBehaviour::Complete(STATUS_SUCCESS));
+        let mut test = TestIrp::new(2, PNP, 0);
+        let irp = test.irp();
+        // SAFETY: owned; the second completion is the mistake the double must catch (it does not
+        // touch an IRP it has completed).
+        unsafe { complete(irp, STATUS_SUCCESS, 0) };
+        // SAFETY: as above.
+        unsafe { complete(irp, STATUS_SUCCESS, 0) };
+        kernel(|k| assert_eq!(k.violations, ["IRP completed twice"]));
+    }
+}

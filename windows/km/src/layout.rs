@@ -22,3 +22,17 @@ pub const KEY_VALUE_PARTIAL_INFORMATION_DATA: usize = 12;
 pub const MDL_HEADER_BYTES: usize = 48;
 /// `sizeof(PFN_NUMBER)`.
 pub const PFN_NUMBER_BYTES: usize = 8;
+/// `ERROR_LOG_MAXIMUM_SIZE`: the largest event log entry.
+pub const ERROR_LOG_MAXIMUM_SIZE: usize = 240;
+/// `sizeof(IO_ERROR_LOG_PACKET)`.
+pub const IO_ERROR_LOG_PACKET_BYTES: usize = 48;
+/// `offsetof(IO_ERROR_LOG_PACKET, NumberOfStrings)`.
+pub const IO_ERROR_LOG_PACKET_NUMBER_OF_STRINGS: usize = 4;
+/// `offsetof(IO_ERROR_LOG_PACKET, StringOffset)`.
+pub const IO_ERROR_LOG_PACKET_STRING_OFFSET: usize = 6;
+/// `offsetof(IO_ERROR_LOG_PACKET, ErrorCode)`.
+pub const IO_ERROR_LOG_PACKET_ERROR_CODE: usize = 12;
+/// `offsetof(IO_ERROR_LOG_PACKET, UniqueErrorValue)`.
+pub const IO_ERROR_LOG_PACKET_UNIQUE_ERROR_VALUE: usize = 16;
+/// `offsetof(IO_ERROR_LOG_PACKET, FinalStatus)`.
+pub const IO_ERROR_LOG_PACKET_FINAL_STATUS: usize = 20;

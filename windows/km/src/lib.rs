@@ -16,6 +16,7 @@
 //! The crate is `#![no_std]` except under `cfg(test)`.
 #![cfg_attr(not(test), no_std)]
 
+pub mod event_log;
 pub mod fmt_buf;
 pub mod irql;
 pub mod layout;
@@ -29,8 +30,11 @@ pub mod status;
 #[cfg(target_os = "windows")]
 pub mod deferred;
 #[cfg(target_os = "windows")]
-pub mod interrupt;
+pub mod event_log_writer;
 #[cfg(target_os = "windows")]
+pub mod interrupt;
+// Also compiled for host tests, against a double of the I/O manager (see its tests).
+#[cfg(any(target_os = "windows", test))]
 pub mod irp;
 #[cfg(target_os = "windows")]
 pub mod mdl;

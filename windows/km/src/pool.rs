@@ -12,9 +12,9 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 
 use windows_sys::Wdk::Foundation::NonPagedPoolNx;
 use windows_sys::Wdk::System::SystemServices as ss;
-use windows_sys::Win32::Foundation::UNICODE_STRING;
 
 use crate::pool_tag::PoolTag;
+use crate::sys;
 
 /// `POOL_FLAG_NON_PAGED` of `ExAllocatePool2`.
 const POOL_FLAG_NON_PAGED: u64 = 0x40;
@@ -36,32 +36,14 @@ pub enum Allocator {
 
 /// Looks up `ExAllocatePool2`. Call once at PASSIVE_LEVEL before allocating.
 pub fn init() -> Allocator {
-    const NAME: &[u16] = &utf16_z(b"ExAllocatePool2\0");
-    let name = UNICODE_STRING {
-        Length: ((NAME.len() - 1) * 2) as u16,
-        MaximumLength: (NAME.len() * 2) as u16,
-        Buffer: NAME.as_ptr().cast_mut(),
-    };
-    // SAFETY:
-    // 1. `name` is a valid counted UTF-16 string that outlives the call.
-    // 2. `MmGetSystemRoutineAddress` is called at PASSIVE_LEVEL (this function's contract).
-    let address = unsafe { ss::MmGetSystemRoutineAddress(&name) };
-    EX_ALLOCATE_POOL2.store(address as usize, Ordering::Release);
-    if address.is_null() {
+    const NAME: &[u16] = &sys::utf16_z(b"ExAllocatePool2\0");
+    let address = sys::system_routine(NAME);
+    EX_ALLOCATE_POOL2.store(address, Ordering::Release);
+    if address == 0 {
         Allocator::ExAllocatePoolWithTag
     } else {
         Allocator::ExAllocatePool2
     }
-}
-
-const fn utf16_z<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
-    let mut out = [0u16; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = ascii[i] as u16;
-        i += 1;
-    }
-    out
 }
 
 /// Allocates `size` zeroed bytes of nonpaged, non-executable pool with `tag`, or `None`.

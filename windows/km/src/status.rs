@@ -6,6 +6,8 @@ pub type NtStatus = i32;
 
 /// `STATUS_SUCCESS`.
 pub const STATUS_SUCCESS: NtStatus = 0;
+/// `STATUS_UNSUCCESSFUL`.
+pub const STATUS_UNSUCCESSFUL: NtStatus = 0xC000_0001_u32 as i32;
 /// `STATUS_PENDING`.
 pub const STATUS_PENDING: NtStatus = 0x0000_0103;
 /// `STATUS_MORE_PROCESSING_REQUIRED`: a completion routine keeps the IRP.
@@ -78,5 +80,6 @@ mod tests {
         assert_eq!(STATUS_BUFFER_OVERFLOW, f::STATUS_BUFFER_OVERFLOW);
         assert_eq!(STATUS_BUFFER_TOO_SMALL, f::STATUS_BUFFER_TOO_SMALL);
         assert_eq!(STATUS_PENDING, f::STATUS_PENDING);
+        assert_eq!(STATUS_UNSUCCESSFUL, f::STATUS_UNSUCCESSFUL);
     }
 }

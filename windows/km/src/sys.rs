@@ -55,3 +55,33 @@ pub fn debug_print(component: u32, level: u32, line: &[u8]) {
         DbgPrintEx(component, level, c"%s".as_ptr().cast(), line.as_ptr());
     }
 }
+
+/// A NUL-terminated UTF-16 copy of an ASCII name, for [`system_routine`].
+pub const fn utf16_z<const N: usize>(ascii: &[u8; N]) -> [u16; N] {
+    let mut out = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = ascii[i] as u16;
+        i += 1;
+    }
+    out
+}
+
+/// The address of kernel export `name` (NUL-terminated UTF-16, from [`utf16_z`]), or 0 when this
+/// kernel lacks it (`MmGetSystemRoutineAddress`). PASSIVE_LEVEL.
+pub fn system_routine(name: &[u16]) -> usize {
+    let Some(units) = name.len().checked_sub(1).filter(|&n| name[n] == 0) else {
+        return 0;
+    };
+    let name = UNICODE_STRING {
+        Length: (units * 2) as u16,
+        MaximumLength: (name.len() * 2) as u16,
+        Buffer: name.as_ptr().cast_mut(),
+    };
+    // SAFETY:
+    // 1. `name` is a valid counted UTF-16 string that outlives the call.
+    // 2. `MmGetSystemRoutineAddress` is called at PASSIVE_LEVEL (this function's contract).
+    let address =
+        unsafe { windows_sys::Wdk::System::SystemServices::MmGetSystemRoutineAddress(&name) };
+    address as usize
+}

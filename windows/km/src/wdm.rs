@@ -305,6 +305,9 @@ pub unsafe fn driver_entry<D: FdoDriver>(
     _registry: *const UNICODE_STRING,
 ) -> NtStatus {
     crate::pool::init();
+    crate::mdl::init();
+    // SAFETY: the driver object lives until unload.
+    unsafe { crate::event_log_writer::set_source(driver.cast()) };
     // SAFETY: the I/O manager hands `DriverEntry` a live, writable driver object.
     let object = unsafe { &mut *driver };
     object.MajorFunction[IRP_MJ_PNP] = Some(dispatch_pnp::<D>);

@@ -256,26 +256,30 @@ impl Harness {
         n
     }
 
-    /// Polls every queue, copying received packets out.
+    /// Polls every queue, copying received packets out: with split event channels each ring on
+    /// its own (as its channel's handler does), otherwise both in one call.
     pub fn poll(&mut self) {
         let keep = self.keep;
+        let split = self.front.params().is_some_and(|p| p.split_event_channels);
         let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
         let done = &mut self.done;
         let received = &mut self.received;
         let xen = self.xen.clone();
+        let mut deliver = |p: &RxPacket<'_>| {
+            received.push(copy_packet(&xen, p));
+            if keep {
+                RxVerdict::Keep
+            } else {
+                RxVerdict::Done
+            }
+        };
         for q in self.front.queues_mut() {
-            q.poll(
-                &mut io,
-                |c| done.push(c),
-                |p: &RxPacket<'_>| {
-                    received.push(copy_packet(&xen, p));
-                    if keep {
-                        RxVerdict::Keep
-                    } else {
-                        RxVerdict::Done
-                    }
-                },
-            );
+            if split {
+                q.poll_tx(&mut io, |c| done.push(c));
+                q.poll_rx(&mut io, &mut deliver);
+            } else {
+                q.poll(&mut io, |c| done.push(c), &mut deliver);
+            }
         }
     }
 

@@ -196,8 +196,9 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
         }
     }
 
-    /// Takes the receive responses and presents finished packets, then refills.
-    pub(crate) fn poll_rx<G: Grants, N: Events, M: GuestMemory>(
+    /// Takes the receive responses and presents finished packets, then refills: the receive
+    /// channel's handler with split event channels ([`poll`](Self::poll) does both).
+    pub fn poll_rx<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         io: &mut Io<'_, G, N, M>,
         mut deliver: impl FnMut(&RxPacket<'_>) -> RxVerdict,

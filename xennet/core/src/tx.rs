@@ -544,8 +544,9 @@ impl<const PENDING: usize, const POOL: usize, const RXB: usize> NetQueue<PENDING
         }
     }
 
-    /// Takes the transmit responses, completes finished packets, dispatches queued ones.
-    pub(crate) fn poll_tx<G: Grants, N: Events, M: GuestMemory>(
+    /// Takes the transmit responses, completes finished packets, dispatches queued ones: the
+    /// transmit channel's handler with split event channels ([`poll`](Self::poll) does both).
+    pub fn poll_tx<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         io: &mut Io<'_, G, N, M>,
         mut complete: impl FnMut(TxCompletion),

@@ -797,7 +797,7 @@ mod tests {
                             still_mapped.push(g);
                         }
                     }
-                    assert_eq!(table.end_access(g), Err(GrantError::NotGranted { gref: g }));
+                    // (No second `end_access` here: another CPU may already hold `g` again.)
                 }
                 Err(e) => assert_eq!(e, GrantError::Exhausted),
             }

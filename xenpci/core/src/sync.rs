@@ -13,3 +13,16 @@ pub(crate) use core::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64};
 pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64};
 
 pub(crate) use core::sync::atomic::Ordering;
+
+/// Defines a function that is `const` in the normal build, so the structures it builds can be
+/// statics or be built in place, and plain under loom, whose atomics' constructors are not
+/// `const`.
+macro_rules! const_unless_loom {
+    ($(#[$meta:meta])* $vis:vis fn $($rest:tt)*) => {
+        #[cfg(not(loom))]
+        $(#[$meta])* $vis const fn $($rest)*
+        #[cfg(loom)]
+        $(#[$meta])* $vis fn $($rest)*
+    };
+}
+pub(crate) use const_unless_loom;

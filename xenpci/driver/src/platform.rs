@@ -6,12 +6,14 @@
 //! addresses of nonpaged memory (the caller's stack or pool).
 //!
 //! The hypercall-page fallback is not offered (no executable page is allocated), and the window
-//! for Xen pages is a bump allocator over the memory BAR set with [`X86::set_window`].
+//! for Xen pages is a bump allocator over the memory BAR set with [`X86::set_window`]; frames
+//! handed out are mapped with [`X86::map_window_frame`].
 #![allow(unsafe_code)]
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
+use win_km::mdl::{Caching, IoMapping};
 use xenpci_core::hypervisor::{HypercallMechanism, Hypervisor, PortIo};
 
 const PAGE_SHIFT: u32 = 12;
@@ -25,7 +27,8 @@ const ENOSYS: i64 = -38;
 #[derive(Debug)]
 pub struct X86 {
     mechanism: AtomicU8,
-    /// Next free GFN of the window, and the GFN after its end.
+    /// First GFN of the window, the next free one, and the GFN after its end.
+    first_gfn: AtomicU64,
     next_gfn: AtomicU64,
     end_gfn: AtomicU64,
 }
@@ -35,6 +38,7 @@ impl X86 {
     pub const fn new() -> Self {
         Self {
             mechanism: AtomicU8::new(MECHANISM_NONE),
+            first_gfn: AtomicU64::new(0),
             next_gfn: AtomicU64::new(0),
             end_gfn: AtomicU64::new(0),
         }
@@ -45,7 +49,22 @@ impl X86 {
         let first = start >> PAGE_SHIFT;
         self.end_gfn
             .store(first + (length >> PAGE_SHIFT), Ordering::Release);
+        self.first_gfn.store(first, Ordering::Release);
         self.next_gfn.store(first, Ordering::Release);
+    }
+
+    /// Maps one frame of the window that Xen backs (handed out by `allocate_frames`), cached;
+    /// `None` for a frame outside the window or when the mapping fails. PASSIVE_LEVEL.
+    pub fn map_window_frame(&self, gfn: u64) -> Option<IoMapping> {
+        let first = self.first_gfn.load(Ordering::Acquire);
+        let next = self.next_gfn.load(Ordering::Acquire);
+        if gfn < first || gfn >= next {
+            return None;
+        }
+        // SAFETY: the frame lies in the part of this device's memory BAR that `allocate_frames`
+        // handed out, which Xen backs with RAM (the caller placed a Xen page there), so a cached
+        // mapping fits it.
+        unsafe { IoMapping::map(gfn << PAGE_SHIFT, 1 << PAGE_SHIFT, Caching::Cached) }
     }
 }
 

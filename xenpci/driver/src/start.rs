@@ -6,8 +6,11 @@
 
 use core::fmt;
 
-use win_km::status::{NtStatus, STATUS_DEVICE_CONFIGURATION_ERROR};
-use xenpci_core::hypervisor::{detect::detect, DetectError, Hypervisor, XenCpuid};
+use win_km::status::{NtStatus, STATUS_DEVICE_CONFIGURATION_ERROR, STATUS_UNSUCCESSFUL};
+use xenpci_core::hypervisor::{
+    detect::detect, init, shared_info, DetectError, HvError, Hypervisor, Initialised, Policy,
+    XenCpuid,
+};
 
 use crate::resources::{select, Descriptor, PlatformResources, ResourceError};
 
@@ -20,6 +23,13 @@ pub enum StartFailure {
     NotXen(DetectError),
     /// The device's resources cannot be used.
     Resources(ResourceError),
+    /// Setting up hypercalls or mapping the shared-info page failed.
+    Hypervisor(HvError),
+    /// Windows could not map the frame the shared-info page was placed at.
+    SharedInfoUnmapped {
+        /// The frame.
+        gfn: u64,
+    },
 }
 
 impl StartFailure {
@@ -28,6 +38,7 @@ impl StartFailure {
         match self {
             Self::LowerDrivers(status) => *status,
             Self::NotXen(_) | Self::Resources(_) => STATUS_DEVICE_CONFIGURATION_ERROR,
+            Self::Hypervisor(_) | Self::SharedInfoUnmapped { .. } => STATUS_UNSUCCESSFUL,
         }
     }
 }
@@ -44,6 +55,13 @@ impl fmt::Display for StartFailure {
             }
             Self::NotXen(e) => write!(f, "not running on Xen: {e}"),
             Self::Resources(e) => write!(f, "unusable device resources: {e}"),
+            Self::Hypervisor(e) => write!(f, "Xen did not accept the bus: {e}"),
+            Self::SharedInfoUnmapped { gfn } => {
+                write!(
+                    f,
+                    "the shared-info page at frame {gfn:#x} could not be mapped"
+                )
+            }
         }
     }
 }
@@ -67,6 +85,26 @@ pub fn check_platform<H: Hypervisor + ?Sized>(
     let descriptors = descriptors.ok_or(StartFailure::Resources(ResourceError::NoResourceList))?;
     let resources = select(descriptors).map_err(StartFailure::Resources)?;
     Ok(Platform { xen, resources })
+}
+
+/// What the bus set up with Xen after the checks passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BroughtUp {
+    /// Xen's CPUID view and the hypercall mechanism in use.
+    pub hypervisor: Initialised,
+    /// Where the shared-info page now lives (a frame of the device's memory window).
+    pub shared_info_gfn: u64,
+}
+
+/// Chooses the hypercall mechanism and maps the shared-info page into the window (the
+/// platform's window must be set to the device's memory BAR first). PASSIVE_LEVEL.
+pub fn bring_up<H: Hypervisor + ?Sized>(hv: &H) -> Result<BroughtUp, StartFailure> {
+    let hypervisor = init(hv, Policy::Auto).map_err(StartFailure::Hypervisor)?;
+    let shared_info_gfn = shared_info::map(hv).map_err(StartFailure::Hypervisor)?;
+    Ok(BroughtUp {
+        hypervisor,
+        shared_info_gfn,
+    })
 }
 
 #[cfg(test)]
@@ -195,6 +233,65 @@ mod tests {
         assert_eq!(platform.xen.version.major, 4);
         assert_eq!(platform.xen.version.minor, 17);
         assert_eq!(platform.resources.window_start, 0xf000_0000);
+    }
+
+    mod against_the_model {
+        use super::super::*;
+        use xen_sim::{Config, HvConfig, Vendor, Xen};
+        use xenpci_core::hypervisor::shared_info::wall_clock;
+        use xenpci_core::hypervisor::HypercallMechanism;
+
+        fn xen(hv: HvConfig) -> Xen {
+            Xen::new(Config {
+                hv,
+                ..Config::default()
+            })
+        }
+
+        #[test]
+        fn bring_up_chooses_the_instruction_and_maps_shared_info_into_the_window() {
+            for (vendor, mechanism) in [
+                (Vendor::Intel, HypercallMechanism::Vmcall),
+                (Vendor::Amd, HypercallMechanism::Vmmcall),
+            ] {
+                let model = xen(HvConfig {
+                    vendor,
+                    ..HvConfig::default()
+                });
+                let hv = model.hypervisor();
+                let up = bring_up(&hv).unwrap();
+                assert_eq!(up.hypervisor.mechanism, mechanism);
+                assert_eq!(up.shared_info_gfn, model.shared_info_gfn());
+                let window = HvConfig::default();
+                // The first frame of the window (the model gives its base as a GFN).
+                assert_eq!(up.shared_info_gfn, window.window_base);
+                model.set_wall_clock(1_700_000_000, 7);
+                let wc = wall_clock(&model.shared_info()).unwrap();
+                assert_eq!((wc.sec, wc.nsec), (1_700_000_000, 7));
+                assert!(
+                    model.hv_state().violations.is_empty(),
+                    "{:?}",
+                    model.hv_state().violations
+                );
+            }
+        }
+
+        #[test]
+        fn an_exhausted_window_fails_the_start_with_the_reason() {
+            let model = xen(HvConfig {
+                window_frames: 0,
+                ..HvConfig::default()
+            });
+            let failure = bring_up(&model.hypervisor()).unwrap_err();
+            assert_eq!(
+                failure,
+                StartFailure::Hypervisor(HvError::WindowExhausted { count: 1 })
+            );
+            assert_eq!(failure.status(), STATUS_UNSUCCESSFUL);
+            assert!(failure
+                .to_string()
+                .starts_with("Xen did not accept the bus: "));
+        }
     }
 
     #[test]

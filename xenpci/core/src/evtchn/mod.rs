@@ -13,8 +13,9 @@
 //! without a handler is masked and counted.
 //!
 //! # Concurrency contract
-//! [`EventChannels`] is shared by every CPU through `&self`; only start-up ([`EventChannels::new`])
-//! and resume ([`EventChannels::reinit`], with every other CPU quiesced) take it exclusively.
+//! [`EventChannels`] is shared by every CPU through `&self`; only start-up ([`EventChannels::new`],
+//! or [`EventChannels::start`] in place) and resume ([`EventChannels::reinit`], with every other
+//! CPU quiesced) take it exclusively.
 //! - [`EventChannels::scan`] runs at DIRQL (the upcall's ISR) or DISPATCH_LEVEL (a DPC), for each
 //!   vCPU on its own and for all vCPUs at once, with no lock shared between vCPUs: the shared
 //!   words are atomics ([`shared`]), each vCPU's resume point lives in its own slot, the
@@ -69,7 +70,7 @@ use xen_abi::shared_info::EVTCHN_2L_WORDS;
 use xen_abi::types::{DomId, EvtchnPort, DOMID_SELF};
 
 use crate::hypervisor::hvm::{CallbackVia, UpcallMethod};
-use crate::sync::{fence, AtomicBool, AtomicU32, Ordering};
+use crate::sync::{const_unless_loom, fence, AtomicBool, AtomicU32, Ordering};
 use vcpu::{AtomicStats, VcpuSlot};
 
 pub use dispatch::{Binding, DispatchTable, HandlerId};
@@ -306,32 +307,74 @@ where
     F: FifoShared,
 {
     /// Sets up event delivery: the FIFO ABI if preferred and available, else the 2-level ABI
-    /// with every port masked. Call before binding any port.
+    /// with every port masked. Call before binding any port. Returns the instance by value (its
+    /// dispatch table is 8 bytes per port); [`unstarted`](Self::unstarted) and
+    /// [`start`](Self::start) build it in place instead.
     pub fn new(ops: O, shared: S, fifo: F, config: Config) -> Result<Self, EvtchnError> {
-        if config.vcpus == 0 || config.vcpus as usize > VCPUS {
-            return Err(EvtchnError::InvalidVcpu { vcpu: config.vcpus });
-        }
-        let mut this = EventChannels {
+        let mut this = Self::unstarted(ops, shared, fifo);
+        this.start(config)?;
+        Ok(this)
+    }
+
+    const_unless_loom! {
+    /// An instance that is not started: every port and vCPU is refused until
+    /// [`start`](Self::start). `const`, so it can initialise a static or memory the shell
+    /// provides without a large value passing through the stack.
+    pub fn unstarted(ops: O, shared: S, fifo: F) -> Self {
+        EventChannels {
             ops,
             shared,
             fifo,
             abi: Abi::TwoLevel,
-            vcpus: config.vcpus,
+            vcpus: 0,
             array_pages: AtomicU32::new(0),
             growing: AtomicBool::new(false),
             all_vcpus_reached: AtomicBool::new(false),
             dispatch: DispatchTable::new(),
-            slots: core::array::from_fn(|_| VcpuSlot::new()),
+            slots: VcpuSlot::array(),
             stats: AtomicStats::new(),
-        };
-        if config.prefer_fifo && this.init_fifo()? {
-            this.abi = Abi::Fifo;
-        } else {
-            for word in 0..EVTCHN_2L_WORDS {
-                this.shared.fetch_or(L2Bitmap::Mask, word, u64::MAX);
+        }
+    }
+    }
+
+    /// Does what [`new`](Self::new) does, in place: forgets every handler and scan position,
+    /// then sets up the FIFO ABI if preferred and available, else the 2-level ABI with every
+    /// port masked. On failure the instance is left unstarted.
+    pub fn start(&mut self, config: Config) -> Result<Abi, EvtchnError> {
+        if config.vcpus == 0 || config.vcpus as usize > VCPUS {
+            return Err(EvtchnError::InvalidVcpu { vcpu: config.vcpus });
+        }
+        self.forget();
+        self.vcpus = config.vcpus;
+        if config.prefer_fifo {
+            match self.init_fifo() {
+                Ok(true) => {
+                    self.abi = Abi::Fifo;
+                    return Ok(self.abi);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.vcpus = 0;
+                    return Err(e);
+                }
             }
         }
-        Ok(this)
+        for word in 0..EVTCHN_2L_WORDS {
+            self.shared.fetch_or(L2Bitmap::Mask, word, u64::MAX);
+        }
+        Ok(self.abi)
+    }
+
+    /// Back to the state of [`unstarted`](Self::unstarted), keeping the counters and vCPU count.
+    fn forget(&mut self) {
+        self.dispatch.clear();
+        for slot in &mut self.slots {
+            slot.reset();
+        }
+        self.array_pages = AtomicU32::new(0);
+        self.growing = AtomicBool::new(false);
+        self.all_vcpus_reached = AtomicBool::new(false);
+        self.abi = Abi::TwoLevel;
     }
 
     /// Registers every vCPU's control block; `Ok(false)` if Xen lacks the FIFO ABI.
@@ -366,14 +409,7 @@ where
     /// ([`set_upcall_reach`](Self::set_upcall_reach)), then the ports the bus needs (xenstore,
     /// VIRQs) bound or attached again. Takes `&mut self`: nothing else runs during a resume.
     pub fn reinit(&mut self, prefer_fifo: bool) -> Result<Abi, EvtchnError> {
-        self.dispatch.clear();
-        for slot in &mut self.slots {
-            slot.reset();
-        }
-        self.array_pages = AtomicU32::new(0);
-        self.growing = AtomicBool::new(false);
-        self.all_vcpus_reached = AtomicBool::new(false);
-        self.abi = Abi::TwoLevel;
+        self.forget();
         if prefer_fifo && self.init_fifo()? {
             self.abi = Abi::Fifo;
         } else {
@@ -432,6 +468,9 @@ where
 
     /// Ports the ABI can currently address (for FIFO: the mapped event words).
     fn abi_limit(&self) -> u32 {
+        if self.vcpus == 0 {
+            return 0; // Not started: no shared memory may be touched yet.
+        }
         match self.abi {
             // Acquire: pairs with the release in `ensure_array`, so a port below the limit has
             // its event word mapped on this CPU too.

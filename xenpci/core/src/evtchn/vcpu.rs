@@ -15,7 +15,7 @@ use xen_abi::event_channel::EVTCHN_FIFO_MAX_QUEUES;
 use super::fifo::Queues;
 use super::two_level::Cursor;
 use super::EvtchnStats;
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use crate::sync::{const_unless_loom, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// One vCPU's scan state.
 #[derive(Debug)]
@@ -29,6 +29,19 @@ pub(crate) struct VcpuSlot {
 }
 
 impl VcpuSlot {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        VcpuSlot {
+            busy: AtomicBool::new(false),
+            sel: AtomicU64::new(0),
+            word: AtomicU32::new(0),
+            bit: AtomicU32::new(0),
+            ready: AtomicU32::new(0),
+            head: [const { AtomicU32::new(0) }; EVTCHN_FIFO_MAX_QUEUES],
+        }
+    }
+
+    #[cfg(loom)]
     pub(crate) fn new() -> Self {
         VcpuSlot {
             busy: AtomicBool::new(false),
@@ -38,6 +51,18 @@ impl VcpuSlot {
             ready: AtomicU32::new(0),
             head: core::array::from_fn(|_| AtomicU32::new(0)),
         }
+    }
+
+    /// One slot per vCPU.
+    #[cfg(not(loom))]
+    pub(crate) const fn array<const N: usize>() -> [Self; N] {
+        [const { VcpuSlot::new() }; N]
+    }
+
+    /// One slot per vCPU.
+    #[cfg(loom)]
+    pub(crate) fn array<const N: usize>() -> [Self; N] {
+        core::array::from_fn(|_| VcpuSlot::new())
     }
 
     /// Claims the slot for one scan; false if a scan of this vCPU is already running.
@@ -120,6 +145,7 @@ fn add(counter: &AtomicU64, n: u64) {
 }
 
 impl AtomicStats {
+    const_unless_loom! {
     pub(crate) fn new() -> Self {
         AtomicStats {
             delivered: AtomicU64::new(0),
@@ -131,6 +157,7 @@ impl AtomicStats {
             unmask_hypercalls: AtomicU64::new(0),
             array_pages: AtomicU64::new(0),
         }
+    }
     }
 
     /// Adds what one operation counted.

@@ -119,7 +119,7 @@ impl Param {
                 arg.len() == size
                     && *offset == handle_offset
                     && handle_offset + 8 <= size
-                    && buffer.len() % element == 0
+                    && buffer.len().checked_rem(element) == Some(0)
             }
             _ => false,
         }

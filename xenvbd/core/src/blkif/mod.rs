@@ -8,14 +8,20 @@
 //! - [`layout`]: the x86_64 and x86_32 ring layouts and the probe that finds which one the
 //!   backend really uses.
 //! - [`engine`]: [`Blkif`], the queue, the in-flight table, bounce/persistent pages and
-//!   indirect pages, recovery and counters.
+//!   indirect pages, ownership of pages against the backend, deadlines, abort and reset,
+//!   recovery and counters.
 //!
 //! # Platform independence
-//! The engine reaches the platform only through [`Grants`] (grant a frame to the backend domain,
-//! end access with deferral: implemented here for xenpci-core's
-//! [`GrantTable`]), [`Events`] (kick the event channel,
-//! log) and [`GuestMemory`] (copy through bounce and persistent pages,
-//! write indirect pages), bundled per call in an [`Io`].
+//! The engine reaches the platform only through [`Grants`] (grant a frame to the backend domain;
+//! end access, a grant the backend still maps staying in force until a later try: implemented
+//! here for xenpci-core's [`GrantTable`]), [`Events`] (kick the event channel, log) and
+//! [`GuestMemory`] (copy through bounce and persistent pages, write indirect pages), bundled per
+//! call in an [`Io`].
+//!
+//! # Concurrency
+//! A [`Blkif`] takes no lock: every call needs `&mut`, so the shell serialises all of them under
+//! one device-wide lock. No call blocks, waits or allocates; each may run at IRQL ≤
+//! DISPATCH_LEVEL when the [`Io`] implementations may.
 
 pub mod engine;
 pub mod layout;
@@ -33,8 +39,8 @@ use xenpci_core::grant_table::{GrantEntries, GrantError, GrantTable, Revocation}
 pub use engine::{Blkif, EngineConfig, EngineState, Holdings, SubmitError, Timeouts, TimerReport};
 pub use layout::Layout;
 pub use negotiate::{
-    BackendFeatures, DeviceType, FeatureError, FrontendConfig, FrontendParams, NodeError,
-    MAX_QUEUES, MAX_RING_PAGE_ORDER,
+    toolstack_trusts_backend, BackendFeatures, DeviceType, FeatureError, FrontendConfig,
+    FrontendParams, NodeError, MAX_QUEUES, MAX_RING_PAGE_ORDER,
 };
 
 use crate::types::GuestMemory;

@@ -290,6 +290,21 @@ impl BackendFeatures {
     }
 }
 
+/// Whether the toolstack trusts the backend, from the frontend's own `trusted` node (libxl
+/// writes it there; absent means trusted). The shell folds it, with its registry switch, into
+/// [`FrontendConfig::trust_backend`]; the backend's own `trusted` node is read by
+/// [`BackendFeatures::parse`].
+pub fn toolstack_trusts_backend(store: &mut dyn FrontendStore) -> Result<bool, FeatureError> {
+    let node = "trusted";
+    let mut buf = [0u8; 32];
+    match store.read(node, &mut buf) {
+        Ok(n) if n <= buf.len() => Ok(parse_u64(node, &buf[..n])? != 0),
+        Ok(_) => Err(FeatureError::NotANumber { node }),
+        Err(e) if e.is_enoent() => Ok(true),
+        Err(error) => Err(FeatureError::Store { node, error }),
+    }
+}
+
 /// What the frontend is willing to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrontendConfig {

@@ -70,7 +70,7 @@ impl Ledger {
     pub(super) fn give_up(&mut self, access: &mut Access, counters: &mut Counters) {
         match *access {
             Access::None | Access::Lost => return,
-            Access::Revoking { .. } => self.revoking -= 1,
+            Access::Revoking { .. } => self.revoking = self.revoking.saturating_sub(1),
             Access::Granted(_) => {}
         }
         *access = Access::Lost;
@@ -95,7 +95,7 @@ pub(super) fn revoke<G: Grants>(
     match grants.end(gref) {
         Ok(Ended::Revoked) => {
             if retry {
-                ledger.revoking -= 1;
+                ledger.revoking = ledger.revoking.saturating_sub(1);
                 counters.revocations_completed += 1;
             }
             *access = Access::None;

@@ -2,6 +2,7 @@
 //! page while the backend maps it, revocations retried from the timer, and the bound past which
 //! a page is leaked on purpose.
 
+use super::hostile::{check_honest_finish, completions_per_tag, operation};
 use super::*;
 
 /// `pages` whole pages for operation `tag`, or (`sub_page`) the last 3.5 KiB of each page only.

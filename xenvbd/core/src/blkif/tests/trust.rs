@@ -174,3 +174,57 @@ proptest! {
         }
     }
 }
+
+/// The frontend's own nodes, for [`toolstack_trusts_backend`].
+struct FrontendNodes(HashMap<&'static str, &'static str>);
+
+impl xenpci_core::xenbus::FrontendStore for FrontendNodes {
+    fn write(&mut self, _: &str, _: &[u8]) -> Result<(), xenpci_core::xenstore::XsError> {
+        unreachable!("reading trust writes nothing")
+    }
+    fn read(
+        &mut self,
+        node: &str,
+        buf: &mut [u8],
+    ) -> Result<usize, xenpci_core::xenstore::XsError> {
+        match self.0.get(node) {
+            Some(v) => {
+                let n = v.len().min(buf.len());
+                buf[..n].copy_from_slice(&v.as_bytes()[..n]);
+                Ok(v.len())
+            }
+            None => Err(xenpci_core::xenstore::XsError::Store(
+                xen_abi::xenstore::XsErrno::Enoent,
+            )),
+        }
+    }
+    fn read_backend(
+        &mut self,
+        _: &str,
+        _: &mut [u8],
+    ) -> Result<usize, xenpci_core::xenstore::XsError> {
+        unreachable!("the toolstack's node is the frontend's")
+    }
+    fn remove(&mut self, _: &str) -> Result<(), xenpci_core::xenstore::XsError> {
+        unreachable!("reading trust removes nothing")
+    }
+}
+
+#[test]
+fn the_toolstack_node_in_the_frontend_directory_is_read() {
+    let read = |nodes: &[(&'static str, &'static str)]| {
+        toolstack_trusts_backend(&mut FrontendNodes(nodes.iter().copied().collect()))
+    };
+    assert_eq!(read(&[]), Ok(true));
+    assert_eq!(read(&[("trusted", "1")]), Ok(true));
+    assert_eq!(read(&[("trusted", "0")]), Ok(false));
+    assert_eq!(
+        read(&[("trusted", "yes")]),
+        Err(FeatureError::NotANumber { node: "trusted" })
+    );
+    let long = "0000000000000000000000000000000000000001";
+    assert_eq!(
+        read(&[("trusted", long)]),
+        Err(FeatureError::NotANumber { node: "trusted" })
+    );
+}
