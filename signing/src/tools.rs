@@ -96,8 +96,11 @@ impl TestCertificate {
     /// Signs `input` (a PE image, catalog or MSI) into `output` with SHA-256; `description` is
     /// the signature's program name.
     pub fn sign(&self, input: &Path, output: &Path, description: &str) -> Result<(), String> {
-        // osslsigncode refuses to overwrite.
+        // osslsigncode refuses to overwrite, and does not create folders.
         let _ = std::fs::remove_file(output);
+        if let Some(dir) = output.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
         run(Command::new("osslsigncode")
             .arg("sign")
             .arg("-pkcs12")

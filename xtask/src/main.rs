@@ -20,6 +20,7 @@ mod initramfs;
 mod lab;
 mod layout_probe;
 mod package;
+mod package_wine;
 mod pe;
 mod pe_check;
 mod qemu;

@@ -12,8 +12,10 @@
 //! 5. the WiX source rendered, built by wixl, signed, verified; its tables checked
 //!    (xen-installer's `check`); each `.sys` extracted from it is byte-identical to the staged
 //!    signed one, whose Authenticode hash is the linked image's;
-//! 6. the attestation-signing submission CAB (`gcab`) of the unsigned packages with symbols;
-//! 7. the MSI's path printed.
+//! 6. under Wine's msiexec in a fresh prefix: the MSI installed, upgraded by a build one patch
+//!    version newer, uninstalled, each step checked ([`crate::package_wine`]);
+//! 7. the attestation-signing submission CAB (`gcab`) of the unsigned packages with symbols;
+//! 8. the MSI's path printed.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,8 @@ use crate::host;
 
 /// Debian packages of this command beyond the driver lane's.
 pub const PACKAGES: &[&str] = &[
+    "wine",
+    "wine64",
     "openssl",
     "osslsigncode",
     "python3-asn1crypto",
@@ -307,6 +311,41 @@ fn run() -> Result<PathBuf, String> {
         );
     }
 
+    let upgrade_version = next_patch(&version)?;
+    println!("package: Wine's msiexec: install {version}, upgrade to {upgrade_version}, uninstall");
+    let upgrade_msi = out.join(format!("upgrade-test/xen-pv-rs-{upgrade_version}-x64.msi"));
+    installer::build(
+        &wxs,
+        &upgrade_version,
+        &stage,
+        &out.join("unsigned/upgrade.msi"),
+    )?;
+    certificate.sign(
+        &out.join("unsigned/upgrade.msi"),
+        &upgrade_msi,
+        "Xen PV drivers (xen-pv-rs)",
+    )?;
+    let infs: Vec<String> = packages
+        .iter()
+        .map(|p| format!("{}/{}.inf", p.name, p.name))
+        .collect();
+    let report = crate::package_wine::run(
+        &out.join("wine"),
+        &stage,
+        &crate::package_wine::Build {
+            msi: &msi,
+            version: &version,
+        },
+        &crate::package_wine::Build {
+            msi: &upgrade_msi,
+            version: &upgrade_version,
+        },
+        &infs,
+    )?;
+    for line in report {
+        println!("  {line}");
+    }
+
     println!("package: attestation-signing submission CAB (gcab)");
     let cab = submission_cab(&root, &out)?;
     println!(
@@ -314,6 +353,20 @@ fn run() -> Result<PathBuf, String> {
         cab.display()
     );
     Ok(msi)
+}
+
+/// `x.y.z` → `x.y.(z+1)`: the "newer build" of the upgrade test.
+pub fn next_patch(version: &str) -> Result<String, String> {
+    let (head, patch) = version
+        .rsplit_once('.')
+        .ok_or_else(|| format!("{version} is not x.y.z"))?;
+    let patch: u16 = patch
+        .parse()
+        .map_err(|_| format!("{version} is not x.y.z"))?;
+    let next = patch
+        .checked_add(1)
+        .ok_or_else(|| format!("{version}: no next patch version"))?;
+    Ok(format!("{head}.{next}"))
 }
 
 /// The catalog's `thisUpdate`: `SOURCE_DATE_EPOCH`, else the last commit's date, else now.
@@ -421,6 +474,14 @@ fn submission_cab(root: &Path, out: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_patch_version() {
+        assert_eq!(next_patch("0.1.0"), Ok("0.1.1".into()));
+        assert_eq!(next_patch("1.2.9"), Ok("1.2.10".into()));
+        assert!(next_patch("1.2.65535").is_err());
+        assert!(next_patch("1").is_err());
+    }
 
     #[test]
     fn the_workspace_version_is_read_from_its_section() {
