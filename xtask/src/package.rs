@@ -349,7 +349,8 @@ fn run() -> Result<PathBuf, String> {
     println!("package: attestation-signing submission CAB (gcab)");
     let cab = submission_cab(&root, &out)?;
     println!(
-        "  {} (unsigned: to be signed with the EV certificate)",
+        "  {} (unsigned: to be signed with the EV certificate); read back with gcab: every \
+         file present and identical",
         cab.display()
     );
     Ok(msi)
@@ -459,13 +460,28 @@ fn submission_cab(root: &Path, out: &Path) -> Result<PathBuf, String> {
             .args(&entries)
             .current_dir(folder.join("files")),
     )?;
+    // Read back: every file is in the CAB, with the same bytes.
+    let unpacked = folder.join("unpacked");
+    fs::create_dir_all(&unpacked).map_err(|e| format!("{}: {e}", unpacked.display()))?;
+    host::output(
+        Command::new("gcab")
+            .arg("-x")
+            .arg("-C")
+            .arg(&unpacked)
+            .arg(&cab),
+    )?;
     let listing = host::output(Command::new("gcab").arg("-t").arg(&cab))?;
     for entry in &entries {
-        if !listing
+        let listed = listing
             .lines()
-            .any(|l| l.trim().replace('\\', "/") == *entry)
-        {
-            return Err(format!("{entry} is not in {}:\n{listing}", cab.display()));
+            .any(|l| l.trim().replace('\\', "/") == *entry);
+        let same =
+            fs::read(unpacked.join(entry)).ok() == Some(read(&folder.join("files").join(entry))?);
+        if !listed || !same {
+            return Err(format!(
+                "{entry} is missing from {} or differs:\n{listing}",
+                cab.display()
+            ));
         }
     }
     Ok(cab)
