@@ -7,6 +7,9 @@ pub const USAGE: &str = "\
 usage: cargo xtask <command> [options]
 
 commands:
+  package     the main job: build the drivers, generate and test-sign their catalogs, sign them,
+              build and sign the MSI, verify everything (also under Wine's msiexec); prints the
+              MSI's path (target/package/)
   lab         boot Xen and a Linux dom0 under QEMU and run the lab's scenarios in dom0
   drivers     build every Windows driver into a .sys for x64 (target/drivers/x64), run clippy for
               the Windows target and the image checks (installs its Debian packages as root)

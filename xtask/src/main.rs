@@ -6,6 +6,8 @@
 //!   Windows target and the image checks (see the README).
 //! - `cargo xtask inf`: stamp every driver's INF template into `target/drivers/x64/` and check it.
 //! - `cargo xtask wine-check`: the Wine load test of the built drivers (see `windows/WINE.md`).
+//! - `cargo xtask package`: the drivers, their catalogs, test signatures and the MSI, verified
+//!   (see `installer/README.md`).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -17,6 +19,8 @@ mod inf;
 mod initramfs;
 mod lab;
 mod layout_probe;
+mod package;
+mod package_wine;
 mod pe_check;
 mod qemu;
 mod report;
@@ -35,6 +39,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("package") if args.len() == 1 => return package::main(),
         Some("wine-check") => {
             return match wine::parse_args(&args[1..]) {
                 Ok(Some(wine_args)) => wine::main(&wine_args),
