@@ -39,6 +39,11 @@ impl StoreStream {
         self.timeout = timeout;
     }
 
+    /// What the store's event channel would signal for this connection.
+    pub fn events(&self) -> StoreEvents {
+        StoreEvents::new(self.xen.clone(), self.conn)
+    }
+
     /// Bytes the daemon has queued for this connection.
     pub fn queued(&self) -> usize {
         self.xen
@@ -263,6 +268,11 @@ impl SimRingTransport {
         self.timeout = timeout;
     }
 
+    /// What the store's event channel signals for this ring.
+    pub fn events(&self) -> StoreEvents {
+        StoreEvents::new(self.xen.clone(), self.conn)
+    }
+
     fn check(&self) -> Result<(), XsError> {
         if self.xen.lock().store.faults.vanished {
             Err(TransportError::Closed.into())
@@ -332,5 +342,45 @@ impl Wait for SimRingTransport {
         } else {
             Err(TransportError::TimedOut.into())
         }
+    }
+}
+
+/// The store's event channel as a thread sees it: [`wait`](Self::wait) returns when the daemon
+/// queued something for the connection since the last return. A test runs it in a thread that
+/// plays the event-channel DPC and calls [`XsMux::store_event`](xenpci_core::xenstore::XsMux::store_event).
+#[derive(Debug)]
+pub struct StoreEvents {
+    xen: Xen,
+    conn: u32,
+    seen: u64,
+}
+
+impl StoreEvents {
+    fn new(xen: Xen, conn: u32) -> Self {
+        let seen = Self::count(&xen, conn);
+        StoreEvents { xen, conn, seen }
+    }
+
+    fn count(xen: &Xen, conn: u32) -> u64 {
+        xen.lock()
+            .store
+            .conns
+            .get(&conn)
+            .map_or(0, |c| c.produced + c.kicks)
+    }
+
+    /// Waits until the daemon produced something for the connection (or it closed, or the
+    /// daemon vanished), at most `timeout`; returns whether it did.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let conn = self.conn;
+        let seen = self.seen;
+        let mut now = seen;
+        let fired = self.xen.wait_until(timeout, |s| {
+            let c = s.store.conns.get(&conn);
+            now = c.map_or(0, |c| c.produced + c.kicks);
+            now != seen || s.store.faults.vanished || c.is_none_or(|c| c.closed)
+        });
+        self.seen = now;
+        fired
     }
 }
