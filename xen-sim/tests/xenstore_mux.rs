@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use xen_abi::xenstore::XsErrno;
 use xen_sim::{HostLock, HostWaiter, SimRingTransport, StoreEvents, StoreStream, Xen};
-use xenpci_core::xenstore::{MuxCore, Transport, TransportError, TxId, WatchNews, XsError, XsMux};
+use xenpci_core::xenstore::{
+    MuxCore, Transport, TransportError, TxId, Wait, WatchNews, XsConnection, XsError, XsMux,
+};
 
 const SLOTS: usize = 16;
 const REGS: usize = 32;
@@ -290,6 +292,49 @@ fn every_wait_is_bounded_under_an_event_stream() {
     assert!(mux.stats().events_routed > 0);
     assert_eq!(mux.with_core(|c| c.slots_abandoned()), 4);
     let _ = watch;
+}
+
+/// The single-threaded helpers are bounded the same way: with the reply held back and a
+/// stream of watch events keeping every wait short, `XsConnection::read` still times out on
+/// time (the limit belongs to the operation, begun once, not to each wait).
+#[test]
+fn single_threaded_helpers_are_bounded_under_an_event_stream() {
+    for ring in [false, true] {
+        let xen = Xen::default();
+        let mut stream = xen.store_stream();
+        let mut sim_ring = xen.store_ring();
+        let t: &mut dyn Wait = if ring {
+            sim_ring.set_timeout(Duration::from_millis(200));
+            &mut sim_ring
+        } else {
+            stream.set_timeout(Duration::from_millis(200));
+            &mut stream
+        };
+        let mut c: Box<XsConnection> = Box::default();
+        c.write(t, TxId::NONE, "noisy", b"").unwrap();
+        c.watch(t, "noisy").unwrap();
+        xen.store_faults(|f| f.hold_replies(true));
+        let streaming = AtomicBool::new(true);
+        thread::scope(|s| {
+            s.spawn(|| {
+                let dom0 = xen.backend(0);
+                let mut n = 0u64;
+                while streaming.load(Ordering::Relaxed) {
+                    dom0.xs_write("/local/domain/1/noisy", n.to_string().as_bytes())
+                        .unwrap();
+                    n += 1;
+                }
+            });
+            let start = Instant::now();
+            let mut buf = [0u8; 64];
+            let r = c.read(t, TxId::NONE, "noisy", &mut buf);
+            let took = start.elapsed();
+            streaming.store(false, Ordering::Relaxed);
+            assert_eq!(r, Err(XsError::Transport(TransportError::TimedOut)));
+            assert!(took < Duration::from_secs(3), "not bounded: {took:?}");
+        });
+        assert!(c.watch_events_queued() > 0 || c.watch_overflowed());
+    }
 }
 
 /// A caller that gives up keeps its slot (and request id) reserved until the late reply comes;

@@ -1,6 +1,6 @@
 //! The client ends of a daemon connection: a byte stream, and the guest's shared page.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xen_abi::types::{DomId, EvtchnPort};
 use xen_abi::xenstore::{
@@ -22,6 +22,7 @@ pub struct StoreStream {
     xen: Xen,
     conn: u32,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl StoreStream {
@@ -31,10 +32,11 @@ impl StoreStream {
             xen,
             conn,
             timeout: DEFAULT_WAIT_TIMEOUT,
+            deadline: None,
         }
     }
 
-    /// Sets how long [`Wait::wait`] blocks.
+    /// Sets the time limit of one blocking operation (from [`Wait::begin`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
@@ -92,10 +94,32 @@ impl Transport for StoreStream {
     }
 }
 
+/// What is left of an operation's time limit (all of `timeout` when none was begun); `None`
+/// once it has passed.
+fn remaining(deadline: Option<Instant>, timeout: Duration) -> Option<Duration> {
+    match deadline {
+        None => Some(timeout),
+        Some(d) => d
+            .checked_duration_since(Instant::now())
+            .filter(|r| !r.is_zero()),
+    }
+}
+
 impl Wait for StoreStream {
+    fn begin(&mut self) {
+        self.deadline = Some(Instant::now() + self.timeout);
+    }
+
+    fn expired(&mut self) -> bool {
+        remaining(self.deadline, self.timeout).is_none()
+    }
+
     fn wait(&mut self) -> Result<(), XsError> {
         let conn = self.conn;
-        let ready = self.xen.wait_until(self.timeout, |s| {
+        let Some(left) = remaining(self.deadline, self.timeout) else {
+            return Err(TransportError::TimedOut.into());
+        };
+        let ready = self.xen.wait_until(left, |s| {
             s.store.faults.vanished
                 || s.store
                     .conns
@@ -215,6 +239,7 @@ pub struct SimRingTransport {
     conn: u32,
     seen_kicks: u64,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl SimRingTransport {
@@ -245,6 +270,7 @@ impl SimRingTransport {
             conn,
             seen_kicks: 0,
             timeout: DEFAULT_WAIT_TIMEOUT,
+            deadline: None,
         }
     }
 
@@ -263,7 +289,7 @@ impl SimRingTransport {
         &mut self.inner
     }
 
-    /// Sets how long [`Wait::wait`] blocks.
+    /// Sets the time limit of one blocking operation (from [`Wait::begin`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
     }
@@ -319,14 +345,25 @@ impl Transport for SimRingTransport {
 }
 
 impl Wait for SimRingTransport {
+    fn begin(&mut self) {
+        self.deadline = Some(Instant::now() + self.timeout);
+    }
+
+    fn expired(&mut self) -> bool {
+        remaining(self.deadline, self.timeout).is_none()
+    }
+
     fn wait(&mut self) -> Result<(), XsError> {
         self.check()?;
+        let Some(left) = remaining(self.deadline, self.timeout) else {
+            return Err(TransportError::TimedOut.into());
+        };
         let gfn = self.gfn();
         let conn = self.conn;
         let mut seen = self.seen_kicks;
         // Wakes on the daemon's notification (it consumed requests or produced responses), as
         // the guest would on the xenstore event channel.
-        let ready = self.xen.wait_until(self.timeout, |s| {
+        let ready = self.xen.wait_until(left, |s| {
             service_rings(s);
             let kicks = s.store.conns.get(&conn).map_or(0, |c| c.kicks);
             let prod = s.mem.read_u32(gfn, off::RSP_PROD).unwrap_or(0);
