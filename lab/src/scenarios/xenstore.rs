@@ -1,9 +1,12 @@
 //! `xenstore`: the project's xenstore client (`xenpci_core::xenstore`) against the real
 //! xenstored, over `/dev/xen/xenbus`.
 
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use xenpci_core::xenstore::{Access, Perm, TxId, XsConnection, XsErrno, XsError};
+use xenpci_core::xenstore::{
+    Access, MuxCore, MuxLock, MuxWait, Perm, TxId, WatchNews, XsConnection, XsErrno, XsError, XsMux,
+};
 
 use crate::platform::xenbus::XenbusDevice;
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
@@ -13,7 +16,9 @@ pub const SCENARIO: Scenario = Scenario {
     name: "xenstore",
     description: "the project's xenstore client against the real xenstored over /dev/xen/xenbus: \
                   read, write, directory, permissions, a transaction with a forced conflict, \
-                  a watch and error replies",
+                  a watch and error replies; then the multiplexed client shared by 8 threads \
+                  (writes, reads and watches of their own, conflicting transactions on one \
+                  counter)",
     default: true,
     timeout: Duration::from_secs(60),
     run,
@@ -217,6 +222,8 @@ fn run(cx: &mut Context) -> Outcome {
         "a watch event after the watch was removed".into()
     })?;
 
+    concurrent(cx)?;
+
     c.rm(t, NONE, BASE).context("remove the scenario's nodes")?;
     expect_error(
         "read after rm",
@@ -224,4 +231,204 @@ fn run(cx: &mut Context) -> Outcome {
         XsErrno::Enoent,
     )?;
     Ok(())
+}
+
+/// The multiplexer's lock in this process.
+struct ProcessLock<S>(Mutex<S>);
+
+impl<S> MuxLock<S> for ProcessLock<S> {
+    fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// How often a waiter looks at the device on its own: `/dev/xen/xenbus` has no event a
+/// thread here could wait on besides reading, so waits are sliced (spurious returns are
+/// allowed).
+const WAIT_SLICE: Duration = Duration::from_millis(2);
+
+/// The multiplexer's wait primitive in this process: a sticky flag per key, a condition
+/// variable, nanoseconds since the scenario's start.
+struct ProcessWaiter<const KEYS: usize> {
+    flags: Mutex<[bool; KEYS]>,
+    changed: Condvar,
+    epoch: Mutex<Option<Instant>>,
+}
+
+impl<const KEYS: usize> ProcessWaiter<KEYS> {
+    const fn new() -> Self {
+        ProcessWaiter {
+            flags: Mutex::new([false; KEYS]),
+            changed: Condvar::new(),
+            epoch: Mutex::new(None),
+        }
+    }
+}
+
+impl<const KEYS: usize> MuxWait for ProcessWaiter<KEYS> {
+    fn now(&self) -> u64 {
+        let epoch = *self
+            .epoch
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert_with(Instant::now);
+        u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn wait(&self, key: usize, deadline: u64) {
+        let now = self.now();
+        if now >= deadline {
+            return;
+        }
+        let slice = Duration::from_nanos(deadline - now).min(WAIT_SLICE);
+        let mut flags = self.flags.lock().unwrap_or_else(PoisonError::into_inner);
+        if !std::mem::take(&mut flags[key]) {
+            flags = self
+                .changed
+                .wait_timeout(flags, slice)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            flags[key] = false;
+        }
+    }
+
+    fn wake(&self, key: usize) {
+        self.flags.lock().unwrap_or_else(PoisonError::into_inner)[key] = true;
+        self.changed.notify_all();
+    }
+
+    fn wake_all(&self) {
+        *self.flags.lock().unwrap_or_else(PoisonError::into_inner) = [true; KEYS];
+        self.changed.notify_all();
+    }
+}
+
+const MUX_SLOTS: usize = 16;
+const MUX_REGS: usize = 32;
+type Core = MuxCore<XenbusDevice, MUX_SLOTS, MUX_REGS, 512>;
+const MUX_KEYS: usize = Core::key_count();
+type Mux =
+    XsMux<XenbusDevice, ProcessLock<Core>, ProcessWaiter<MUX_KEYS>, MUX_SLOTS, MUX_REGS, 512>;
+
+/// The multiplexer, in static memory (about 120 KiB).
+static MUX: Mux = XsMux::new(
+    ProcessLock(Mutex::new(MuxCore::new())),
+    ProcessWaiter::new(),
+    REPLY_TIMEOUT.as_nanos() as u64,
+);
+
+/// Threads sharing the multiplexer.
+const THREADS: usize = 8;
+/// Write, read and watch-event rounds per thread.
+const ROUNDS: usize = 20;
+/// Counter increments per transaction thread (every other thread).
+const INCREMENTS: usize = 10;
+
+/// The concurrent part: one `/dev/xen/xenbus` connection shared through `XsMux` by
+/// [`THREADS`] threads. Each writes, reads back and lists its own nodes and must see its own
+/// writes' watch events on its own registration; every other thread also increments one shared
+/// counter in transactions, which the real xenstored makes conflict (`EAGAIN`, redone).
+fn concurrent(cx: &mut Context) -> Outcome {
+    let device = XenbusDevice::open(REPLY_TIMEOUT).context("open xenbus for the multiplexer")?;
+    MUX.with_core(|core| core.clear());
+    MUX.attach(device);
+    let base = format!("{BASE}/mux");
+    let counter = format!("{base}/counter");
+    MUX.write(TxId::NONE, counter.as_str(), b"0")
+        .context("create the counter")?;
+    let started = Instant::now();
+    let results: Vec<Outcome> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|i| {
+                let (base, counter) = (&base, &counter);
+                s.spawn(move || mux_thread(i, base, counter))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Failure("a thread panicked".into())))
+            })
+            .collect()
+    });
+    cx.duration("8 threads, multiplexed", started.elapsed(), "ms");
+    for r in results {
+        r?;
+    }
+    let mut buf = [0u8; 32];
+    let n = MUX
+        .read(TxId::NONE, counter.as_str(), &mut buf)
+        .context("read the counter")?;
+    let want = (THREADS / 2 * INCREMENTS).to_string();
+    ensure(buf[..n] == *want.as_bytes(), || {
+        format!(
+            "counter is '{}', expected {want}",
+            String::from_utf8_lossy(&buf[..n])
+        )
+    })?;
+    let stats = MUX.stats();
+    cx.figure("transaction retries", stats.transaction_retries as f64, "");
+    ensure(stats.timeouts == 0 && stats.late_replies == 0, || {
+        format!("multiplexer: {stats:?}")
+    })?;
+    ensure(MUX.with_core(|core| core.slots_in_use()) == 0, || {
+        "request slots still in use".into()
+    })
+}
+
+fn mux_thread(i: usize, base: &str, counter: &str) -> Outcome {
+    let mine = format!("{base}/t{i}");
+    MUX.mkdir(TxId::NONE, mine.as_str())
+        .context("mkdir a thread's node")?;
+    let watch = MUX.watch(mine.as_str()).context("watch a thread's node")?;
+    let mut buf = [0u8; 512];
+    let first = MUX
+        .next_watch_event(watch, &mut buf)
+        .context("first event")?;
+    ensure(first == Some(WatchNews::Fired(mine.as_bytes())), || {
+        format!("thread {i}: first event {first:?}")
+    })?;
+    for r in 0..ROUNDS {
+        let path = format!("{mine}/k{r}");
+        let value = format!("{i}:{r}");
+        MUX.write(TxId::NONE, path.as_str(), value.as_bytes())
+            .context("write")?;
+        let n = MUX
+            .read(TxId::NONE, path.as_str(), &mut buf)
+            .context("read back")?;
+        ensure(buf[..n] == *value.as_bytes(), || {
+            format!(
+                "thread {i}: read back '{}'",
+                String::from_utf8_lossy(&buf[..n])
+            )
+        })?;
+        let news = MUX
+            .next_watch_event(watch, &mut buf)
+            .context("watch event")?;
+        ensure(news == Some(WatchNews::Fired(path.as_bytes())), || {
+            format!("thread {i} round {r}: {news:?}")
+        })?;
+    }
+    let names = MUX
+        .directory(TxId::NONE, mine.as_str(), &mut buf)
+        .context("directory")?;
+    ensure(names.count() == ROUNDS, || {
+        format!("thread {i}: {} children", names.count())
+    })?;
+    if i % 2 == 0 {
+        for _ in 0..INCREMENTS {
+            MUX.transaction(64, |m, tx| {
+                let mut v = [0u8; 32];
+                let n = m.read(tx, counter, &mut v)?;
+                let old: u64 = std::str::from_utf8(&v[..n])
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or(XsError::Store(XsErrno::Einval))?;
+                m.write(tx, counter, (old + 1).to_string().as_bytes())
+            })
+            .context("increment in a transaction")?;
+        }
+    }
+    MUX.unwatch(watch).context("unwatch")
 }
