@@ -62,6 +62,14 @@ impl XenbusDevice {
     }
 }
 
+/// The device's descriptor, for a thread that waits until it is readable while the device itself
+/// is in use elsewhere (the multiplexed client's event thread).
+impl AsFd for XenbusDevice {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
 impl Read for XenbusDevice {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let timeout = self.read_timeout;

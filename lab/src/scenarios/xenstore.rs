@@ -1,13 +1,17 @@
 //! `xenstore`: the project's xenstore client (`xenpci_core::xenstore`) against the real
 //! xenstored, over `/dev/xen/xenbus`.
 
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use xenpci_core::xenstore::{
-    Access, MuxCore, MuxLock, MuxWait, Perm, TxId, WatchNews, XsConnection, XsErrno, XsError, XsMux,
+    Access, MuxCore, MuxLock, MuxWait, Perm, TxId, WatchId, WatchNews, XsConnection, XsErrno,
+    XsError, XsMux,
 };
 
+use crate::platform::wait_readable;
 use crate::platform::xenbus::XenbusDevice;
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
 
@@ -20,7 +24,7 @@ pub const SCENARIO: Scenario = Scenario {
                   (writes, reads and watches of their own, conflicting transactions on one \
                   counter)",
     default: true,
-    timeout: Duration::from_secs(60),
+    timeout: Duration::from_secs(240),
     run,
 };
 
@@ -222,6 +226,7 @@ fn run(cx: &mut Context) -> Outcome {
         "a watch event after the watch was removed".into()
     })?;
 
+    cx.log("single-connection part done; the multiplexed part starts");
     concurrent(cx)?;
 
     c.rm(t, NONE, BASE).context("remove the scenario's nodes")?;
@@ -242,13 +247,9 @@ impl<S> MuxLock<S> for ProcessLock<S> {
     }
 }
 
-/// How often a waiter looks at the device on its own: `/dev/xen/xenbus` has no event a
-/// thread here could wait on besides reading, so waits are sliced (spurious returns are
-/// allowed).
-const WAIT_SLICE: Duration = Duration::from_millis(2);
-
 /// The multiplexer's wait primitive in this process: a sticky flag per key, a condition
-/// variable, nanoseconds since the scenario's start.
+/// variable, nanoseconds since the scenario's start. The device's readiness reaches it through
+/// the event thread of [`concurrent`] (the role of the store's event-channel DPC).
 struct ProcessWaiter<const KEYS: usize> {
     flags: Mutex<[bool; KEYS]>,
     changed: Condvar,
@@ -276,19 +277,20 @@ impl<const KEYS: usize> MuxWait for ProcessWaiter<KEYS> {
     }
 
     fn wait(&self, key: usize, deadline: u64) {
-        let now = self.now();
-        if now >= deadline {
-            return;
-        }
-        let slice = Duration::from_nanos(deadline - now).min(WAIT_SLICE);
         let mut flags = self.flags.lock().unwrap_or_else(PoisonError::into_inner);
-        if !std::mem::take(&mut flags[key]) {
+        loop {
+            if std::mem::take(&mut flags[key]) {
+                return;
+            }
+            let now = self.now();
+            if now >= deadline {
+                return;
+            }
             flags = self
                 .changed
-                .wait_timeout(flags, slice)
+                .wait_timeout(flags, Duration::from_nanos(deadline - now))
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
-            flags[key] = false;
         }
     }
 
@@ -317,12 +319,17 @@ static MUX: Mux = XsMux::new(
     REPLY_TIMEOUT.as_nanos() as u64,
 );
 
+/// How long the event thread waits for the device in one go (it rechecks whether to stop).
+const EVENT_POLL: Duration = Duration::from_millis(100);
+/// How long the event thread lets the woken waiters read before it looks at the device again.
+const EVENT_HOLDOFF: Duration = Duration::from_micros(500);
+
 /// Threads sharing the multiplexer.
 const THREADS: usize = 8;
 /// Write, read and watch-event rounds per thread.
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 8;
 /// Counter increments per transaction thread (every other thread).
-const INCREMENTS: usize = 10;
+const INCREMENTS: usize = 4;
 
 /// The concurrent part: one `/dev/xen/xenbus` connection shared through `XsMux` by
 /// [`THREADS`] threads. Each writes, reads back and lists its own nodes and must see its own
@@ -330,31 +337,57 @@ const INCREMENTS: usize = 10;
 /// counter in transactions, which the real xenstored makes conflict (`EAGAIN`, redone).
 fn concurrent(cx: &mut Context) -> Outcome {
     let device = XenbusDevice::open(REPLY_TIMEOUT).context("open xenbus for the multiplexer")?;
+    let events = device
+        .as_fd()
+        .try_clone_to_owned()
+        .context("duplicate the xenbus descriptor")?;
     MUX.with_core(|core| core.clear());
     MUX.attach(device);
+    let stop = AtomicBool::new(false);
     let base = format!("{BASE}/mux");
     let counter = format!("{base}/counter");
     MUX.write(TxId::NONE, counter.as_str(), b"0")
         .context("create the counter")?;
+    let watches = (0..THREADS)
+        .map(|i| mux_watch(i, &base))
+        .collect::<Result<Vec<_>, _>>()?;
     let started = Instant::now();
     let results: Vec<Outcome> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|i| {
+        // The event thread: when the device has something to read, every waiter is woken so
+        // that one of them reads it; then it lets them drain it before looking again.
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                if matches!(wait_readable(events.as_fd(), EVENT_POLL), Ok(true)) {
+                    MUX.store_event();
+                    std::thread::sleep(EVENT_HOLDOFF);
+                }
+            }
+        });
+        let handles: Vec<_> = watches
+            .iter()
+            .enumerate()
+            .map(|(i, &watch)| {
                 let (base, counter) = (&base, &counter);
-                s.spawn(move || mux_thread(i, base, counter))
+                s.spawn(move || mux_thread(i, base, counter, watch))
             })
             .collect();
-        handles
+        let outcomes = handles
             .into_iter()
             .map(|h| {
                 h.join()
                     .unwrap_or_else(|_| Err(Failure("a thread panicked".into())))
             })
-            .collect()
+            .collect::<Vec<_>>();
+        stop.store(true, Ordering::Relaxed);
+        outcomes
     });
     cx.duration("8 threads, multiplexed", started.elapsed(), "ms");
+    cx.log(format_args!("multiplexer: {:?}", MUX.stats()));
     for r in results {
         r?;
+    }
+    for watch in watches {
+        MUX.unwatch(watch).context("unwatch")?;
     }
     let mut buf = [0u8; 32];
     let n = MUX
@@ -377,7 +410,13 @@ fn concurrent(cx: &mut Context) -> Outcome {
     })
 }
 
-fn mux_thread(i: usize, base: &str, counter: &str) -> Outcome {
+/// Creates thread `i`'s node and registers its watch, from the scenario's thread while nothing
+/// else is outstanding on the device: Linux's `/dev/xen/xenbus` holds the file's message lock
+/// while it registers a watch with xenstored, and delivering the reply of another request of
+/// the same file takes that lock in xenbus's reader thread, so an `XS_WATCH` written while other
+/// requests of the file are in flight can deadlock dom0's xenbus. (The Windows driver talks to
+/// the ring itself and has no such lock.)
+fn mux_watch(i: usize, base: &str) -> Result<WatchId, Failure> {
     let mine = format!("{base}/t{i}");
     MUX.mkdir(TxId::NONE, mine.as_str())
         .context("mkdir a thread's node")?;
@@ -389,6 +428,12 @@ fn mux_thread(i: usize, base: &str, counter: &str) -> Outcome {
     ensure(first == Some(WatchNews::Fired(mine.as_bytes())), || {
         format!("thread {i}: first event {first:?}")
     })?;
+    Ok(watch)
+}
+
+fn mux_thread(i: usize, base: &str, counter: &str, watch: WatchId) -> Outcome {
+    let mine = format!("{base}/t{i}");
+    let mut buf = [0u8; 512];
     for r in 0..ROUNDS {
         let path = format!("{mine}/k{r}");
         let value = format!("{i}:{r}");
@@ -430,5 +475,7 @@ fn mux_thread(i: usize, base: &str, counter: &str) -> Outcome {
             .context("increment in a transaction")?;
         }
     }
-    MUX.unwatch(watch).context("unwatch")
+    // Progress on the console (the scenario's context stays with its thread).
+    println!("[xenstore] multiplexed thread {i} done");
+    Ok(())
 }

@@ -571,8 +571,12 @@ where
                         }
                         if let Err(e) = core.progress(&self.waiter) {
                             core.slots[i].state = match core.slots[i].state {
+                                // The reply may still come: keep the id reserved.
                                 SlotState::Waiting => SlotState::Abandoned,
-                                other => other,
+                                // Failed with the connection, or answered already: nobody
+                                // will take it.
+                                SlotState::Done | SlotState::Free => SlotState::Free,
+                                SlotState::Abandoned => SlotState::Abandoned,
                             };
                             return Err(e);
                         }
