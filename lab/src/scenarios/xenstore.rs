@@ -7,8 +7,8 @@ use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use xenpci_core::xenstore::{
-    Access, MuxCore, MuxLock, MuxWait, Perm, TxId, WatchId, WatchNews, XsConnection, XsErrno,
-    XsError, XsMux,
+    Access, MuxCore, MuxLock, MuxWait, Perm, Transport, TxId, WatchId, WatchNews, XsConnection,
+    XsErrno, XsError, XsMsgType, XsMux,
 };
 
 use crate::platform::wait_readable;
@@ -238,6 +238,105 @@ fn run(cx: &mut Context) -> Outcome {
     Ok(())
 }
 
+/// `/dev/xen/xenbus` as the multiplexer's transport, carrying one request at a time: Linux's
+/// device transmits a request to xenstored from the file's single message buffer after `write`
+/// has returned, so a second request written before the first was transmitted would overwrite
+/// it. A request is held (`write` takes nothing) until the reply to the previous one has been
+/// read; watch events do not count. Callers still run concurrently: the multiplexer queues,
+/// routes replies and events, and interleaves their transactions; only the wire is one at a
+/// time.
+struct OneAtATime {
+    device: XenbusDevice,
+    /// A request was written whose reply has not been read yet.
+    in_flight: bool,
+    /// Bytes of the outgoing message not yet written.
+    write_left: usize,
+    /// The header of the incoming message being read, and how much of it has come.
+    rx_header: [u8; 16],
+    rx_have: usize,
+    /// Payload bytes of the incoming message still to come.
+    rx_left: usize,
+}
+
+impl OneAtATime {
+    fn new(device: XenbusDevice) -> Self {
+        OneAtATime {
+            device,
+            in_flight: false,
+            write_left: 0,
+            rx_header: [0; 16],
+            rx_have: 0,
+            rx_left: 0,
+        }
+    }
+
+    /// Follows the incoming stream's message boundaries; a complete reply ends the request
+    /// in flight.
+    fn received(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            if self.rx_have < self.rx_header.len() {
+                let n = (self.rx_header.len() - self.rx_have).min(bytes.len());
+                self.rx_header[self.rx_have..self.rx_have + n].copy_from_slice(&bytes[..n]);
+                self.rx_have += n;
+                bytes = &bytes[n..];
+                if self.rx_have < self.rx_header.len() {
+                    return;
+                }
+                let word = |i: usize| {
+                    u32::from_le_bytes([
+                        self.rx_header[i],
+                        self.rx_header[i + 1],
+                        self.rx_header[i + 2],
+                        self.rx_header[i + 3],
+                    ])
+                };
+                self.rx_left = word(12) as usize;
+            } else {
+                let n = self.rx_left.min(bytes.len());
+                self.rx_left -= n;
+                bytes = &bytes[n..];
+            }
+            if self.rx_have == self.rx_header.len() && self.rx_left == 0 {
+                let kind = u32::from_le_bytes([
+                    self.rx_header[0],
+                    self.rx_header[1],
+                    self.rx_header[2],
+                    self.rx_header[3],
+                ]);
+                if kind != XsMsgType::WatchEvent.as_u32() {
+                    self.in_flight = false;
+                }
+                self.rx_have = 0;
+            }
+        }
+    }
+}
+
+impl Transport for OneAtATime {
+    fn write(&mut self, data: &[u8]) -> Result<usize, XsError> {
+        if self.write_left == 0 {
+            // At a message's start (the multiplexer writes whole messages or their rests).
+            if self.in_flight || data.len() < 16 {
+                return Ok(0);
+            }
+            let len = u32::from_le_bytes([data[12], data[13], data[14], data[15]]) as usize;
+            self.write_left = 16 + len;
+            self.in_flight = true;
+        }
+        let n = self
+            .device
+            .write(&data[..data.len().min(self.write_left)])?;
+        self.write_left -= n;
+        Ok(n)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, XsError> {
+        let n = Transport::read(&mut self.device, buf)?;
+        self.received(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// The multiplexer's lock in this process.
 struct ProcessLock<S>(Mutex<S>);
 
@@ -307,10 +406,9 @@ impl<const KEYS: usize> MuxWait for ProcessWaiter<KEYS> {
 
 const MUX_SLOTS: usize = 16;
 const MUX_REGS: usize = 32;
-type Core = MuxCore<XenbusDevice, MUX_SLOTS, MUX_REGS, 512>;
+type Core = MuxCore<OneAtATime, MUX_SLOTS, MUX_REGS, 512>;
 const MUX_KEYS: usize = Core::key_count();
-type Mux =
-    XsMux<XenbusDevice, ProcessLock<Core>, ProcessWaiter<MUX_KEYS>, MUX_SLOTS, MUX_REGS, 512>;
+type Mux = XsMux<OneAtATime, ProcessLock<Core>, ProcessWaiter<MUX_KEYS>, MUX_SLOTS, MUX_REGS, 512>;
 
 /// The multiplexer, in static memory (about 120 KiB).
 static MUX: Mux = XsMux::new(
@@ -342,7 +440,7 @@ fn concurrent(cx: &mut Context) -> Outcome {
         .try_clone_to_owned()
         .context("duplicate the xenbus descriptor")?;
     MUX.with_core(|core| core.clear());
-    MUX.attach(device);
+    MUX.attach(OneAtATime::new(device));
     let stop = AtomicBool::new(false);
     let base = format!("{BASE}/mux");
     let counter = format!("{base}/counter");

@@ -337,6 +337,15 @@ impl<T: Transport, const SLOTS: usize, const REGS: usize, const REG_BYTES: usize
                 }
             }
         }
+        // What was read may have made room (a transport that carries one request at a time,
+        // a ring the daemon drained): send what is still queued now, not at the next call.
+        if self.conn.has_unsent() {
+            if let Some(t) = self.transport.as_mut() {
+                if let Err(e) = self.conn.flush(t) {
+                    return Err(self.after_failure(e, w));
+                }
+            }
+        }
         Ok(())
     }
 
