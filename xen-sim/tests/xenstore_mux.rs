@@ -243,7 +243,12 @@ fn watch_storm_while_others_wait() {
     );
     let stats = mux.stats();
     assert_eq!(stats.timeouts, 0);
-    assert!(stats.events_routed > 100, "{stats:?}");
+    // Every storm event reached the registration: queued, or counted as overflowing it (how
+    // many of each depends on how fast the consumer runs).
+    assert!(
+        stats.events_routed + stats.events_overflowed > 100,
+        "{stats:?}"
+    );
 }
 
 /// With the daemon's replies held back and watch events streaming in without pause, a waiting
