@@ -486,3 +486,31 @@ fn reset_and_reregistration_under_load() {
     });
     assert_eq!(xen.store_watches(1), 1);
 }
+
+/// A watch whose registration times out is taken back: when the daemon's late acceptance
+/// comes, the unwatch queued behind it removes it, so no watch lives on that nobody knows.
+#[test]
+fn a_watch_that_times_out_is_taken_back() {
+    let xen = Xen::default();
+    let stream = xen.store_stream();
+    let mux = mux!(StoreStream, SHORT_NS);
+    let events = stream.events();
+    mux.attach(stream);
+    mux.write(TxId::NONE, "late", b"").unwrap();
+    with_dpc(mux, events, || {
+        xen.store_faults(|f| f.hold_replies(true));
+        assert_eq!(
+            mux.watch("late"),
+            Err(XsError::Transport(TransportError::TimedOut))
+        );
+        assert_eq!(xen.store_watches(1), 0, "the unwatch follows the watch");
+        xen.store_faults(|f| f.hold_replies(false));
+        // The held replies (to the watch and to the unwatch) arrive late.
+        assert_eq!(xen.release_held_replies(), 2);
+        // Any later round trip moves the connection past them.
+        assert_eq!(read_string(mux, "late").unwrap(), "");
+        assert_eq!(mux.with_core(|c| c.slots_in_use()), 0);
+        assert_eq!(mux.stats().late_replies, 1);
+    });
+    assert_eq!(xen.store_watches(1), 0);
+}

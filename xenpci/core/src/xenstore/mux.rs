@@ -828,15 +828,28 @@ where
     pub fn watch(&self, path: impl AsRef<[u8]>) -> Result<WatchId, XsError> {
         let path = path.as_ref();
         let mut watch = None;
-        self.call(
+        let result = self.call(
             |c| {
                 let (id, req) = c.submit_watch(path)?;
                 watch = Some(id);
                 Ok(req)
             },
             |r| r.ack(),
-        )?;
-        watch.ok_or(XsError::Limit(LimitError::UnknownWatch))
+        );
+        match (result, watch) {
+            (Ok(()), Some(id)) => Ok(id),
+            (Ok(()), None) => Err(LimitError::UnknownWatch.into()),
+            (Err(e), Some(id)) if e == XsError::Transport(TransportError::TimedOut) => {
+                // Nobody will know this watch if the daemon accepts it late: take it back
+                // (best effort; its reply is dropped like a late one).
+                self.lock.with(|core| {
+                    let _ = core.conn.submit_unwatch(id);
+                    let _ = core.progress(&self.waiter);
+                });
+                Err(e)
+            }
+            (Err(e), _) => Err(e),
+        }
     }
 
     /// Removes a watch; its queued events are dropped.
