@@ -48,7 +48,8 @@ pub use grant::{grant_links, GntError, MappedGrant, SimGrantEntries};
 pub use hypervisor::{HvConfig, HvState, SimHypervisor, SuspendOutcome, UnplugMode, Vendor};
 pub use memory::{GuestMemory, MemError, PAGE_SIZE};
 pub use xenstore::{
-    Quota, SimRingTransport, StoreFault, StoreRingPage, StoreStream, DEFAULT_WAIT_TIMEOUT,
+    HostLock, HostWaiter, Quota, SimRingTransport, StoreEvents, StoreFault, StoreRingPage,
+    StoreStream, DEFAULT_WAIT_TIMEOUT,
 };
 
 /// How the simulated host is set up.

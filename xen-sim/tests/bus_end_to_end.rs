@@ -81,7 +81,7 @@ fn bring_up_two_level_on_amd_with_the_callback_vector() {
     );
     let mut ring = xen.store_ring();
     let links = links();
-    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
+    let bus = bring_up(&xen, config(1, true), &links, &mut ring);
     assert_eq!(bus.level().mechanism, HypercallMechanism::Vmmcall);
     assert_eq!(bus.evtchn.abi(), Abi::TwoLevel);
     assert_eq!(
@@ -98,11 +98,11 @@ fn bring_up_two_level_on_amd_with_the_callback_vector() {
 
     // The store works over the 2-level ABI: a poweroff request is surfaced and acknowledged.
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     xen.dom0()
         .xs_write("/local/domain/1/control/shutdown", b"poweroff")
         .unwrap();
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(
         seen.controls,
         vec![ControlRequest::Shutdown(ShutdownRequest::Poweroff)]
@@ -141,7 +141,7 @@ fn the_platform_line_keeps_every_port_on_vcpu_0() {
         let links = links();
         let mut cfg = config(2, true);
         cfg.upcall.vector = None;
-        let mut bus = bring_up(&xen, cfg, &links, &mut ring);
+        let bus = bring_up(&xen, cfg, &links, &mut ring);
         assert_eq!(bus.evtchn.upcall_reach(), UpcallReach::Vcpu0);
         let refused = EvtchnError::UnreachableVcpu { vcpu: 1 };
         let err = bus.bind_virq(VIRQ_TIMER, 1, HandlerId(9)).unwrap_err();
@@ -201,10 +201,10 @@ fn a_hotplugged_disk_connects_and_poweroff_is_acknowledged() {
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
     let links = links();
-    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
+    let bus = bring_up(&xen, config(1, true), &links, &mut ring);
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
     vbd.page = xen.alloc_page();
-    let conn = connected_disk(&xen, &mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    let conn = connected_disk(&xen, bus, &mut ring, &mut child, &mut vbd, &mut seen);
 
     // The frontend's channel reaches the backend and back.
     let port = vbd.port.unwrap();
@@ -223,7 +223,7 @@ fn a_hotplugged_disk_connects_and_poweroff_is_acknowledged() {
     let dom0 = xen.dom0();
     dom0.xs_write("/local/domain/1/control/shutdown", b"poweroff")
         .unwrap();
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(
         seen.controls,
         vec![ControlRequest::Shutdown(ShutdownRequest::Poweroff)]
@@ -271,12 +271,12 @@ impl<'g> SuspendChildren<TestBus<'g>, xen_sim::SimRingTransport> for Children<'_
     ) -> Result<(), VbdError> {
         if let Some(runner) = self.child.as_mut() {
             let mut drv = Vbd {
-                evtchn: &mut bus.evtchn,
+                evtchn: &mut *bus.evtchn,
                 grants: &mut bus.grants,
                 st: self.vbd,
             };
             runner
-                .resume(&mut bus.xs, t, &mut drv)
+                .resume(&mut *bus.xs, t, &mut drv)
                 .map_err(|e| match e {
                     xenpci_core::bus::RunError::Store(e) => VbdError::Store(e),
                     xenpci_core::bus::RunError::Frontend(_) => VbdError::NoPort,
@@ -290,7 +290,7 @@ fn suspend_resume_reconnects(fifo: bool) {
     let xen = sim(fifo, HvConfig::default(), 2);
     let mut ring = xen.store_ring();
     let links = links();
-    let mut bus = bring_up(&xen, config(2, true), &links, &mut ring);
+    let bus = bring_up(&xen, config(2, true), &links, &mut ring);
     let virq_port = bus
         .bind_virq(
             xen_abi::event_channel::VIRQ_TIMER,
@@ -300,7 +300,7 @@ fn suspend_resume_reconnects(fifo: bool) {
         .unwrap();
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
     vbd.page = xen.alloc_page();
-    let old = connected_disk(&xen, &mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    let old = connected_disk(&xen, bus, &mut ring, &mut child, &mut vbd, &mut seen);
     let old_store_port = bus.level().store.evtchn;
 
     // A cancelled suspend only resumes the children.
@@ -311,7 +311,7 @@ fn suspend_resume_reconnects(fifo: bool) {
         resumed: 0,
     };
     let outcome = SuspendSequence::new().run(&mut BusSuspend {
-        bus: &mut bus,
+        bus: &mut *bus,
         store: &mut ring,
         hooks: &mut (),
         children: &mut children,
@@ -323,7 +323,7 @@ fn suspend_resume_reconnects(fifo: bool) {
     // watches, the toolstack gave the store ring a new channel.
     xen.set_suspend_outcome(SimOutcome::Resumed);
     let outcome = SuspendSequence::new().run(&mut BusSuspend {
-        bus: &mut bus,
+        bus: &mut *bus,
         store: &mut ring,
         hooks: &mut (),
         children: &mut children,
@@ -364,11 +364,11 @@ fn suspend_resume_reconnects(fifo: bool) {
     // The new host's blkback: the old mapping is gone with the old host, a fresh backend waits.
     dom0.unmap_grant(old.ring).unwrap();
     set_backend_state(&dom0, VBD, XenbusState::InitWait);
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(frontend_state(&dom0, VBD), XenbusState::Initialised);
     assert_eq!(vbd.publishes, 2);
     let conn = backend_connect(&dom0, VBD);
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(frontend_state(&dom0, VBD), XenbusState::Connected);
     assert!(vbd.connected);
     // The new channel works both ways.
@@ -378,7 +378,7 @@ fn suspend_resume_reconnects(fifo: bool) {
     // The store and its watches work in the new domain.
     dom0.xs_write("/local/domain/1/control/shutdown", b"reboot")
         .unwrap();
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(
         seen.controls.last(),
         Some(&ControlRequest::Shutdown(ShutdownRequest::Reboot))

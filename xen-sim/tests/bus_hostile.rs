@@ -20,19 +20,19 @@ fn up_to_store<'g>(
     xen: &xen_sim::Xen,
     cfg: xenpci_core::bus::BusConfig,
     links: &'g [GrantLink],
-) -> TestBus<'g> {
+) -> &'g mut TestBus<'g> {
     let hv = xen.hypervisor();
     let (level, frames) = start_hypervisor(&hv, &cfg, &mut ()).unwrap();
     let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
-    TestBus::new(
+    TestBus::init_in_place(
+        Box::leak(Box::new_uninit()),
         hv,
         cfg,
         level,
         frames,
         grants,
-        xen.evtchn_ops(),
-        xen.shared_info(),
-        xen.fifo(),
+        event_channels(xen, &cfg),
+        store_connection(),
         &mut (),
     )
     .unwrap()
@@ -49,7 +49,7 @@ fn malformed_store_replies_during_bring_up_fail_the_step_which_can_be_retried() 
         let xen = sim(true, HvConfig::default(), 1);
         let mut ring = xen.store_ring();
         let links = links();
-        let mut bus = up_to_store(&xen, config(1, true), &links);
+        let bus = up_to_store(&xen, config(1, true), &links);
         xen.store_faults(|f| f.corrupt_next_replies(&[fault]));
         let err = bus.start_store(&mut ring).unwrap_err();
         assert_eq!(err.step, Step::Control, "{fault:?}");
@@ -61,11 +61,11 @@ fn malformed_store_replies_during_bring_up_fail_the_step_which_can_be_retried() 
         bus.start_store(&mut ring).unwrap();
         assert_eq!(xen.store_watches(GUEST), 3, "{fault:?}");
         let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
-        run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+        run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
         xen.dom0()
             .xs_write("/local/domain/1/control/shutdown", b"halt")
             .unwrap();
-        run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+        run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
         assert_eq!(seen.controls.len(), 1, "{fault:?}");
     }
 }
@@ -75,23 +75,23 @@ fn a_backend_keeping_a_grant_mapped_across_teardown_leaves_it_deferred_and_count
     let xen = sim(true, HvConfig::default(), 1);
     let mut ring = xen.store_ring();
     let links = links();
-    let mut bus = bring_up(&xen, config(1, true), &links, &mut ring);
+    let bus = bring_up(&xen, config(1, true), &links, &mut ring);
     let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
     vbd.page = xen.alloc_page();
     let dom0 = xen.dom0();
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     add_vbd(&dom0, VBD);
     set_backend_state(&dom0, VBD, XenbusState::InitWait);
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     let _conn = backend_connect(&dom0, VBD);
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(frontend_state(&dom0, VBD), XenbusState::Connected);
 
     // The backend closes but never unmaps the ring (a buggy or dying blkback).
     set_backend_state(&dom0, VBD, XenbusState::Closing);
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     set_backend_state(&dom0, VBD, XenbusState::Closed);
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert_eq!(frontend_state(&dom0, VBD), XenbusState::Closed);
     assert_eq!((vbd.releases, vbd.deferred), (1, 1));
     assert_eq!(bus.grants.deferred_count(), 1);
@@ -106,7 +106,7 @@ fn a_backend_keeping_a_grant_mapped_across_teardown_leaves_it_deferred_and_count
     xen.backend(0)
         .xs_rm(&frontend_dir(VBD))
         .unwrap_or_else(|e| panic!("{e:?}"));
-    run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+    run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
     assert!(seen.changes.contains(&Change::Removed {
         class: DeviceClass::Vbd,
         id: VBD
@@ -114,7 +114,7 @@ fn a_backend_keeping_a_grant_mapped_across_teardown_leaves_it_deferred_and_count
     child
         .as_mut()
         .unwrap()
-        .stop(&mut bus.xs, &mut ring)
+        .stop(&mut *bus.xs, &mut ring)
         .unwrap();
 }
 
@@ -124,7 +124,7 @@ fn an_event_storm_during_bring_up_is_bounded_by_the_scan_budget() {
         let xen = sim(fifo, HvConfig::default(), 1);
         let mut ring = xen.store_ring();
         let links = links();
-        let mut bus = up_to_store(&xen, config(1, true), &links);
+        let bus = up_to_store(&xen, config(1, true), &links);
         let dom0 = xen.dom0();
         // 40 channels from dom0, each stormed before the store is even up.
         let mut remote = Vec::new();
@@ -157,11 +157,11 @@ fn an_event_storm_during_bring_up_is_bounded_by_the_scan_budget() {
         // The bring-up goes on and the store works.
         bus.start_store(&mut ring).unwrap();
         let (mut child, mut vbd, mut seen) = (None, VbdState::default(), Seen::default());
-        run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+        run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
         xen.dom0()
             .xs_write("/local/domain/1/control/shutdown", b"poweroff")
             .unwrap();
-        run(&mut bus, &mut ring, &mut child, &mut vbd, &mut seen);
+        run(bus, &mut ring, &mut child, &mut vbd, &mut seen);
         assert_eq!(seen.controls.len(), 1);
     }
 }

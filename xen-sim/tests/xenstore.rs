@@ -155,6 +155,7 @@ fn watches_fire_and_are_reregistered_after_resume() {
         assert_eq!(xen.store_watches(1), 0);
         c.reset();
         assert_eq!(c.submit_rewatches().unwrap(), 0);
+        t.begin();
         while c.rewatches_in_flight() {
             if c.poll(t).unwrap().is_none() && c.rewatches_in_flight() {
                 t.wait().unwrap();

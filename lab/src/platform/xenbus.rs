@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::AsFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xenpci_core::xenstore::{Transport, TransportError, Wait, XsError};
 
@@ -25,6 +25,8 @@ pub const PATH: &str = "/dev/xen/xenbus";
 pub struct XenbusDevice {
     file: File,
     read_timeout: Duration,
+    /// The end of the blocking operation begun last (`Wait::begin`).
+    deadline: Option<Instant>,
 }
 
 impl XenbusDevice {
@@ -34,6 +36,7 @@ impl XenbusDevice {
         Ok(Self {
             file: open_device(PATH)?,
             read_timeout,
+            deadline: None,
         })
     }
 
@@ -56,6 +59,14 @@ impl XenbusDevice {
                 other => return other,
             }
         }
+    }
+}
+
+/// The device's descriptor, for a thread that waits until it is readable while the device itself
+/// is in use elsewhere (the multiplexed client's event thread).
+impl AsFd for XenbusDevice {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 
@@ -119,9 +130,32 @@ impl Transport for XenbusDevice {
     }
 }
 
+impl XenbusDevice {
+    /// What is left of the operation's time limit; `None` once it has passed.
+    fn remaining(&self) -> Option<Duration> {
+        match self.deadline {
+            None => Some(self.read_timeout),
+            Some(d) => d
+                .checked_duration_since(Instant::now())
+                .filter(|r| !r.is_zero()),
+        }
+    }
+}
+
 impl Wait for XenbusDevice {
+    fn begin(&mut self) {
+        self.deadline = Some(Instant::now() + self.read_timeout);
+    }
+
+    fn expired(&mut self) -> bool {
+        self.remaining().is_none()
+    }
+
     fn wait(&mut self) -> Result<(), XsError> {
-        match wait_readable(self.file.as_fd(), self.read_timeout) {
+        let Some(left) = self.remaining() else {
+            return Err(XsError::Transport(TransportError::TimedOut));
+        };
+        match wait_readable(self.file.as_fd(), left) {
             Ok(true) => Ok(()),
             Ok(false) => Err(XsError::Transport(TransportError::TimedOut)),
             Err(e) => Err(transport_error(e)),

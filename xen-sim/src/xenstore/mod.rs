@@ -20,11 +20,15 @@
 //! - Quotas: nodes owned per domain (`ENOSPC`), value size (`E2BIG`), watches per connection
 //!   (`E2BIG`), transactions per connection (`ENOSPC`). dom0 is exempt.
 
+mod host;
 mod transport;
 mod wire;
 
+pub use host::{HostLock, HostWaiter};
 pub(crate) use transport::reconnect_guest_rings;
-pub use transport::{SimRingTransport, StoreRingPage, StoreStream, DEFAULT_WAIT_TIMEOUT};
+pub use transport::{
+    SimRingTransport, StoreEvents, StoreRingPage, StoreStream, DEFAULT_WAIT_TIMEOUT,
+};
 pub use wire::StoreFault;
 pub(crate) use wire::{release_domain, service_rings};
 
@@ -139,6 +143,8 @@ pub(crate) struct Conn {
     /// Ring connections: times the daemon notified the guest (after consuming requests or
     /// producing responses).
     pub(crate) kicks: u64,
+    /// Messages the daemon queued for this connection (what an event channel would signal).
+    pub(crate) produced: u64,
     pub(crate) closed: bool,
 }
 
@@ -921,6 +927,15 @@ impl Xen {
         })
     }
 
+    /// Sends the replies held back by [`StoreFaults::hold_replies`]; returns how many.
+    pub fn release_held_replies(&self) -> usize {
+        self.with(|s| {
+            let n = wire::release_held_replies(s);
+            service_rings(s);
+            n
+        })
+    }
+
     /// Delivers the watch events held back while delayed; returns how many.
     pub fn release_watch_events(&self) -> usize {
         self.with(|s| {
@@ -976,6 +991,12 @@ impl StoreFaults<'_> {
     /// Holds watch events back (until [`Xen::release_watch_events`], or this is switched off).
     pub fn delay_watch_events(&mut self, delay: bool) {
         self.faults.delay_watch_events = delay;
+    }
+
+    /// Holds every reply back (watch events still go out) until
+    /// [`Xen::release_held_replies`]; switching it off does not release them.
+    pub fn hold_replies(&mut self, hold: bool) {
+        self.faults.hold_replies = hold;
     }
 
     /// Makes the next `n` transaction commits fail with `EAGAIN`.

@@ -1,6 +1,6 @@
 //! The client ends of a daemon connection: a byte stream, and the guest's shared page.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xen_abi::types::{DomId, EvtchnPort};
 use xen_abi::xenstore::{
@@ -22,6 +22,7 @@ pub struct StoreStream {
     xen: Xen,
     conn: u32,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl StoreStream {
@@ -31,12 +32,18 @@ impl StoreStream {
             xen,
             conn,
             timeout: DEFAULT_WAIT_TIMEOUT,
+            deadline: None,
         }
     }
 
-    /// Sets how long [`Wait::wait`] blocks.
+    /// Sets the time limit of one blocking operation (from [`Wait::begin`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// What the store's event channel would signal for this connection.
+    pub fn events(&self) -> StoreEvents {
+        StoreEvents::new(self.xen.clone(), self.conn)
     }
 
     /// Bytes the daemon has queued for this connection.
@@ -87,10 +94,32 @@ impl Transport for StoreStream {
     }
 }
 
+/// What is left of an operation's time limit (all of `timeout` when none was begun); `None`
+/// once it has passed.
+fn remaining(deadline: Option<Instant>, timeout: Duration) -> Option<Duration> {
+    match deadline {
+        None => Some(timeout),
+        Some(d) => d
+            .checked_duration_since(Instant::now())
+            .filter(|r| !r.is_zero()),
+    }
+}
+
 impl Wait for StoreStream {
+    fn begin(&mut self) {
+        self.deadline = Some(Instant::now() + self.timeout);
+    }
+
+    fn expired(&mut self) -> bool {
+        remaining(self.deadline, self.timeout).is_none()
+    }
+
     fn wait(&mut self) -> Result<(), XsError> {
         let conn = self.conn;
-        let ready = self.xen.wait_until(self.timeout, |s| {
+        let Some(left) = remaining(self.deadline, self.timeout) else {
+            return Err(TransportError::TimedOut.into());
+        };
+        let ready = self.xen.wait_until(left, |s| {
             s.store.faults.vanished
                 || s.store
                     .conns
@@ -210,6 +239,7 @@ pub struct SimRingTransport {
     conn: u32,
     seen_kicks: u64,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl SimRingTransport {
@@ -240,6 +270,7 @@ impl SimRingTransport {
             conn,
             seen_kicks: 0,
             timeout: DEFAULT_WAIT_TIMEOUT,
+            deadline: None,
         }
     }
 
@@ -258,9 +289,14 @@ impl SimRingTransport {
         &mut self.inner
     }
 
-    /// Sets how long [`Wait::wait`] blocks.
+    /// Sets the time limit of one blocking operation (from [`Wait::begin`]).
     pub fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    /// What the store's event channel signals for this ring.
+    pub fn events(&self) -> StoreEvents {
+        StoreEvents::new(self.xen.clone(), self.conn)
     }
 
     fn check(&self) -> Result<(), XsError> {
@@ -309,14 +345,25 @@ impl Transport for SimRingTransport {
 }
 
 impl Wait for SimRingTransport {
+    fn begin(&mut self) {
+        self.deadline = Some(Instant::now() + self.timeout);
+    }
+
+    fn expired(&mut self) -> bool {
+        remaining(self.deadline, self.timeout).is_none()
+    }
+
     fn wait(&mut self) -> Result<(), XsError> {
         self.check()?;
+        let Some(left) = remaining(self.deadline, self.timeout) else {
+            return Err(TransportError::TimedOut.into());
+        };
         let gfn = self.gfn();
         let conn = self.conn;
         let mut seen = self.seen_kicks;
         // Wakes on the daemon's notification (it consumed requests or produced responses), as
         // the guest would on the xenstore event channel.
-        let ready = self.xen.wait_until(self.timeout, |s| {
+        let ready = self.xen.wait_until(left, |s| {
             service_rings(s);
             let kicks = s.store.conns.get(&conn).map_or(0, |c| c.kicks);
             let prod = s.mem.read_u32(gfn, off::RSP_PROD).unwrap_or(0);
@@ -332,5 +379,45 @@ impl Wait for SimRingTransport {
         } else {
             Err(TransportError::TimedOut.into())
         }
+    }
+}
+
+/// The store's event channel as a thread sees it: [`wait`](Self::wait) returns when the daemon
+/// queued something for the connection since the last return. A test runs it in a thread that
+/// plays the event-channel DPC and calls [`XsMux::store_event`](xenpci_core::xenstore::XsMux::store_event).
+#[derive(Debug)]
+pub struct StoreEvents {
+    xen: Xen,
+    conn: u32,
+    seen: u64,
+}
+
+impl StoreEvents {
+    fn new(xen: Xen, conn: u32) -> Self {
+        let seen = Self::count(&xen, conn);
+        StoreEvents { xen, conn, seen }
+    }
+
+    fn count(xen: &Xen, conn: u32) -> u64 {
+        xen.lock()
+            .store
+            .conns
+            .get(&conn)
+            .map_or(0, |c| c.produced + c.kicks)
+    }
+
+    /// Waits until the daemon produced something for the connection (or it closed, or the
+    /// daemon vanished), at most `timeout`; returns whether it did.
+    pub fn wait(&mut self, timeout: Duration) -> bool {
+        let conn = self.conn;
+        let seen = self.seen;
+        let mut now = seen;
+        let fired = self.xen.wait_until(timeout, |s| {
+            let c = s.store.conns.get(&conn);
+            now = c.map_or(0, |c| c.produced + c.kicks);
+            now != seen || s.store.faults.vanished || c.is_none_or(|c| c.closed)
+        });
+        self.seen = now;
+        fired
     }
 }

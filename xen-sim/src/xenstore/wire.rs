@@ -38,6 +38,9 @@ pub(crate) struct Faults {
     pub(crate) eagain_storm: u32,
     pub(crate) reply_faults: VecDeque<StoreFault>,
     pub(crate) vanished: bool,
+    /// Replies are held back (whole messages, per connection) while set.
+    pub(crate) hold_replies: bool,
+    pub(crate) held_replies: Vec<(u32, Vec<u8>)>,
 }
 
 fn header(ty: u32, req_id: u32, tx_id: u32, len: u32) -> [u8; XSD_SOCKMSG_SIZE] {
@@ -50,7 +53,14 @@ fn header(ty: u32, req_id: u32, tx_id: u32, len: u32) -> [u8; XSD_SOCKMSG_SIZE] 
 
 impl Store {
     fn push(&mut self, conn: u32, ty: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
+        if self.faults.hold_replies && ty != XsMsgType::WatchEvent.as_u32() {
+            let mut message = header(ty, req_id, tx_id, payload.len() as u32).to_vec();
+            message.extend_from_slice(payload);
+            self.faults.held_replies.push((conn, message));
+            return;
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
+            c.produced += 1;
             c.output
                 .extend(header(ty, req_id, tx_id, payload.len() as u32));
             c.output.extend(payload);
@@ -278,6 +288,19 @@ pub(crate) fn release_delayed(s: &mut State) -> usize {
     for (conn, payload) in events {
         s.store
             .push(conn, XsMsgType::WatchEvent.as_u32(), 0, 0, &payload);
+    }
+    n
+}
+
+/// Sends the replies held back, in order; returns how many.
+pub(crate) fn release_held_replies(s: &mut State) -> usize {
+    let replies = std::mem::take(&mut s.store.faults.held_replies);
+    let n = replies.len();
+    for (conn, message) in replies {
+        if let Some(c) = s.store.conns.get_mut(&conn) {
+            c.produced += 1;
+            c.output.extend(message);
+        }
     }
     n
 }

@@ -17,7 +17,7 @@ use xenpci_core::grant_table::{GrantLink, GrantTable, Revocation};
 use xenpci_core::hypervisor::hvm::{CallbackVia, UpcallResources};
 use xenpci_core::hypervisor::Policy;
 use xenpci_core::xenbus::{read_child, Change, FrontendDriver, FrontendStore, ReadBuffers};
-use xenpci_core::xenstore::XsError;
+use xenpci_core::xenstore::{XsConnection, XsError};
 
 pub type Chans = EventChannels<SimEvtchnOps, SimSharedInfo, SimFifo, 1024, 4>;
 pub type TestBus<'g> =
@@ -63,21 +63,43 @@ pub fn links() -> Vec<GrantLink> {
     xen_sim::grant_links(8 * 512)
 }
 
-/// The whole bring-up over the model.
+/// The event channels in memory of their own (leaked), as the shell sets them up.
+pub fn event_channels(xen: &Xen, cfg: &BusConfig) -> &'static mut Chans {
+    Box::leak(Box::new_uninit()).write(
+        EventChannels::new(
+            xen.evtchn_ops(),
+            xen.shared_info(),
+            xen.fifo(),
+            xenpci_core::evtchn::Config {
+                vcpus: cfg.vcpus,
+                prefer_fifo: cfg.prefer_fifo,
+            },
+        )
+        .unwrap(),
+    )
+}
+
+/// A store connection in memory of its own (leaked).
+pub fn store_connection() -> &'static mut XsConnection {
+    Box::leak(Box::new_uninit()).write(XsConnection::new())
+}
+
+/// The whole bring-up over the model, into memory of its own (leaked: the bus is never moved
+/// nor returned by value).
 pub fn bring_up<'g>(
     xen: &Xen,
     cfg: BusConfig,
     links: &'g [GrantLink],
     ring: &mut SimRingTransport,
-) -> TestBus<'g> {
+) -> &'g mut TestBus<'g> {
     let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
-    TestBus::bring_up(
+    TestBus::bring_up_in_place(
+        Box::leak(Box::new_uninit()),
         xen.hypervisor(),
         cfg,
         grants,
-        xen.evtchn_ops(),
-        xen.shared_info(),
-        xen.fifo(),
+        event_channels(xen, &cfg),
+        store_connection(),
         ring,
         &mut (),
     )
@@ -280,14 +302,14 @@ pub fn run(
                 BusEvent::Child(c) => {
                     seen.changes.push(c);
                     if let Change::Added { class, id } = c {
-                        let info = read_child(&mut bus.xs, ring, class, id, &mut bufs).unwrap();
+                        let info = read_child(&mut *bus.xs, ring, class, id, &mut bufs).unwrap();
                         let mut runner = ChildRunner::new(&info);
                         let mut drv = Vbd {
-                            evtchn: &mut bus.evtchn,
+                            evtchn: &mut *bus.evtchn,
                             grants: &mut bus.grants,
                             st,
                         };
-                        runner.start(&mut bus.xs, ring, &mut drv).unwrap();
+                        runner.start(&mut *bus.xs, ring, &mut drv).unwrap();
                         *child = Some(runner);
                     }
                 }
@@ -295,11 +317,11 @@ pub fn run(
                     let runner = child.as_mut().expect("a watch without a child");
                     assert_eq!(runner.watch(), Some(w));
                     let mut drv = Vbd {
-                        evtchn: &mut bus.evtchn,
+                        evtchn: &mut *bus.evtchn,
                         grants: &mut bus.grants,
                         st,
                     };
-                    runner.on_event(&mut bus.xs, ring, &mut drv).unwrap();
+                    runner.on_event(&mut *bus.xs, ring, &mut drv).unwrap();
                 }
             }
         }

@@ -5,14 +5,14 @@
 //! Windows bus driver (and the lab, and xen-sim's tests) runs them. Nothing here allocates or
 //! blocks except through the store transport's [`Wait`].
 //!
-//! # Bring-up ([`Bus::bring_up`], or the three steps it runs)
+//! # Bring-up ([`Bus::bring_up_in_place`], or the three steps it runs)
 //! 1. [`start_hypervisor`]: [`Step::Detect`] (CPUID, Viridian first or not, the hypercall
 //!    mechanism, `XENVER_get_features`), [`Step::Unplug`] (the emulated-device unplug decided
 //!    from the options, see below), [`Step::SharedInfo`] (mapped at a window GFN),
 //!    [`Step::VcpuInfo`] (`VCPUOP_register_vcpu_info` for vCPUs beyond the 32 shared-info
 //!    slots, at areas from [`BusHooks::vcpu_info_area`]), [`Step::GrantTable`] (query size,
 //!    ensure v1), [`Step::StoreRing`] (`HVM_PARAM_STORE_PFN` / `_EVTCHN`).
-//! 2. [`Bus::new`]: the initial grant frames are mapped and the [`GrantTable`] grows over them
+//! 2. [`Bus::init_in_place`]: the initial grant frames are mapped and the [`GrantTable`] grows over them
 //!    ([`Step::GrantTable`]); [`EventChannels`] start (FIFO, falling back to 2-level;
 //!    [`Step::EventChannels`]), and only then, with every port masked, the upcall is installed
 //!    ([`Step::Upcall`]: per-vCPU vector, else the callback vector, else the platform device's
@@ -71,6 +71,7 @@
 //! fails with [`Cause::NoVcpuInfo`] rather than running vCPUs that can never take an event.
 
 use core::fmt;
+use core::mem::MaybeUninit;
 
 use xen_abi::features::Features;
 use xen_abi::shared_info::XEN_LEGACY_MAX_VCPUS;
@@ -78,8 +79,8 @@ use xen_abi::types::EvtchnPort;
 
 use crate::control::{Control, ControlRequest};
 use crate::evtchn::{
-    Config as EvtchnConfig, EventChannelOps, EventChannels, EvtchnError, FifoShared, HandlerId,
-    SharedInfoEvents, UpcallReach,
+    EventChannelOps, EventChannels, EvtchnError, FifoShared, HandlerId, SharedInfoEvents,
+    UpcallReach,
 };
 use crate::grant_table::{GrantEntries, GrantError, GrantTable};
 use crate::hypervisor::detect::XenCpuid;
@@ -427,12 +428,12 @@ pub struct Bus<
 > {
     /// The hypervisor interface.
     pub hv: H,
-    /// The event channels.
-    pub evtchn: EventChannels<O, S, F, PORTS, VCPUS>,
+    /// The event channels (in the shell's memory).
+    pub evtchn: &'g mut EventChannels<O, S, F, PORTS, VCPUS>,
     /// The grant table.
     pub grants: GrantTable<'g, E>,
-    /// The store connection.
-    pub xs: XsConnection,
+    /// The store connection (in the shell's memory).
+    pub xs: &'g mut XsConnection,
     /// The control node.
     pub control: Control,
     /// The children known and hotplug work pending.
@@ -455,21 +456,29 @@ where
     F: FifoShared,
     E: GrantEntries,
 {
-    /// Step 2 of the bring-up: grant frames, event channels, upcall, the store's port. `grants`
-    /// is the table over the shell's link storage (any capacity; it grows over the frames
-    /// mapped here).
+    /// Step 2 of the bring-up: grant frames, upcall, the store's port, with the bus built in
+    /// `slot`, memory the shell provides. The large parts live in the shell's memory too and
+    /// are lent for the bus's lifetime: the event channels (set up by the shell with
+    /// [`EventChannels::new`], every port masked), the store connection (a `static` through
+    /// [`XsConnection::new`], or [`XsConnection::clear`] in place), the grant table over the
+    /// shell's link storage (any capacity; it grows over the frames mapped here). Nothing large
+    /// is built on the stack or returned by value.
+    ///
+    /// On an error the slot may hold a partly brought-up bus; treat it as uninitialised (the
+    /// bus owns nothing that needs dropping: what it set up at the hypervisor is undone by the
+    /// shell's failure path).
     #[allow(clippy::too_many_arguments)]
-    pub fn new<K: BusHooks + ?Sized>(
+    pub fn init_in_place<'s, K: BusHooks + ?Sized>(
+        slot: &'s mut MaybeUninit<Self>,
         hv: H,
         config: BusConfig,
         level: HvLevel,
         frames: GrantFrames,
         grants: GrantTable<'g, E>,
-        ops: O,
-        shared: S,
-        fifo: F,
+        evtchn: &'g mut EventChannels<O, S, F, PORTS, VCPUS>,
+        xs: &'g mut XsConnection,
         hooks: &mut K,
-    ) -> Result<Self, BusError> {
+    ) -> Result<&'s mut Self, BusError> {
         if config.vcpus == 0 || config.vcpus as usize > VCPUS {
             return Err(BusError {
                 step: Step::EventChannels,
@@ -478,21 +487,11 @@ where
                 },
             });
         }
-        let evtchn = EventChannels::new(
-            ops,
-            shared,
-            fifo,
-            EvtchnConfig {
-                vcpus: config.vcpus,
-                prefer_fifo: config.prefer_fifo,
-            },
-        )
-        .map_err(fail(Step::EventChannels))?;
-        let mut bus = Bus {
+        let bus = slot.write(Bus {
             hv,
             evtchn,
             grants,
-            xs: XsConnection::new(),
+            xs,
             control: Control::new(),
             hotplug: Hotplug::new(),
             config,
@@ -502,7 +501,7 @@ where
             device_watch: None,
             virqs: [None; MAX_BUS_VIRQS],
             stats: BusStats::default(),
-        };
+        });
         bus.grow_grants(config.grant_frames.max(1), hooks)?;
         bus.install_upcall()?;
         bus.evtchn
@@ -511,21 +510,22 @@ where
         Ok(bus)
     }
 
-    /// The whole bring-up: [`start_hypervisor`], [`new`](Self::new), [`start_store`](Self::start_store).
-    /// Enumeration follows with the first [`process_store`](Self::process_store).
+    /// The whole bring-up into `slot`: [`start_hypervisor`],
+    /// [`init_in_place`](Self::init_in_place), [`start_store`](Self::start_store). Enumeration
+    /// follows with the first [`process_store`](Self::process_store).
     #[allow(clippy::too_many_arguments)]
-    pub fn bring_up<T: StoreLink + ?Sized, K: BusHooks + ?Sized>(
+    pub fn bring_up_in_place<'s, T: StoreLink + ?Sized, K: BusHooks + ?Sized>(
+        slot: &'s mut MaybeUninit<Self>,
         hv: H,
         config: BusConfig,
         grants: GrantTable<'g, E>,
-        ops: O,
-        shared: S,
-        fifo: F,
+        evtchn: &'g mut EventChannels<O, S, F, PORTS, VCPUS>,
+        xs: &'g mut XsConnection,
         store: &mut T,
         hooks: &mut K,
-    ) -> Result<Self, BusError> {
+    ) -> Result<&'s mut Self, BusError> {
         let (level, frames) = start_hypervisor(&hv, &config, hooks)?;
-        let mut bus = Self::new(hv, config, level, frames, grants, ops, shared, fifo, hooks)?;
+        let bus = Self::init_in_place(slot, hv, config, level, frames, grants, evtchn, xs, hooks)?;
         bus.start_store(store)?;
         Ok(bus)
     }
@@ -558,10 +558,10 @@ where
             self.xs.reregister_watches(t).map_err(fail(Step::Watches))?;
         }
         self.control
-            .advertise(&mut self.xs, t)
+            .advertise(&mut *self.xs, t)
             .map_err(fail(Step::Control))?;
         self.control
-            .watch(&mut self.xs, t)
+            .watch(&mut *self.xs, t)
             .map_err(fail(Step::Control))?;
         if self.device_watch.is_none() {
             self.device_watch = Some(self.xs.watch(t, "device").map_err(fail(Step::Devices))?);
@@ -683,7 +683,7 @@ where
             if Some(watch) == self.control.shutdown_watch()
                 || Some(watch) == self.control.sysrq_watch()
             {
-                if let Some(request) = self.control.on_watch_event(&mut self.xs, t, watch)? {
+                if let Some(request) = self.control.on_watch_event(&mut *self.xs, t, watch)? {
                     sink(BusEvent::Control(request));
                 }
             } else {
@@ -691,7 +691,7 @@ where
             }
         }
         self.hotplug
-            .process(&mut self.xs, t, bufs, |c| sink(BusEvent::Child(c)))?;
+            .process(&mut *self.xs, t, bufs, |c| sink(BusEvent::Child(c)))?;
         Ok(self.xs.has_watch_event())
     }
 

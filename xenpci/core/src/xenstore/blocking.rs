@@ -10,7 +10,8 @@ use xen_abi::xenstore::XsErrno;
 use super::perms::{Perm, PermList};
 use super::wire::NulList;
 use super::{
-    LimitError, Reply, ReqId, Transport, TxId, Wait, WatchEvent, WatchId, XsConnection, XsError,
+    LimitError, Reply, ReqId, Transport, TransportError, TxId, Wait, WatchEvent, WatchId,
+    XsConnection, XsError,
 };
 
 impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
@@ -36,6 +37,7 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
     where
         T: Wait + ?Sized,
     {
+        t.begin();
         loop {
             match self.poll(t) {
                 Err(e) => {
@@ -47,11 +49,19 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
                 // to itself, except for requests submitted and left behind by the caller.
                 Ok(Some(_)) => {}
                 Ok(None) => {
-                    if !self.poll_again() {
-                        if let Err(e) = t.wait() {
-                            self.cancel(id);
-                            return Err(e);
+                    // Polling again without waiting must not escape the time limit.
+                    let waited = if self.poll_again() {
+                        if t.expired() {
+                            Err(TransportError::TimedOut.into())
+                        } else {
+                            Ok(())
                         }
+                    } else {
+                        t.wait()
+                    };
+                    if let Err(e) = waited {
+                        self.cancel(id);
+                        return Err(e);
                     }
                 }
             }
@@ -264,10 +274,16 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
         buf: &'b mut [u8],
     ) -> Result<WatchEvent<'b>, XsError> {
         self.ensure_exclusive()?;
+        t.begin();
         while !self.has_watch_event() {
             let got_reply = self.poll(t)?.is_some();
-            if !got_reply && !self.poll_again() && !self.has_watch_event() {
+            if got_reply || self.has_watch_event() {
+                continue;
+            }
+            if !self.poll_again() {
                 t.wait()?;
+            } else if t.expired() {
+                return Err(TransportError::TimedOut.into());
             }
         }
         self.pop_watch_event(buf)?
@@ -297,6 +313,7 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
     /// watches stay in [`WatchState::NeedsRewatch`](super::WatchState::NeedsRewatch)).
     pub fn reregister_watches<T: Wait + ?Sized>(&mut self, t: &mut T) -> Result<(), XsError> {
         self.ensure_exclusive()?;
+        t.begin();
         self.take_last_rewatch_error();
         let failures_before = self.stats().rewatch_failures;
         loop {
@@ -311,8 +328,12 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
                 }
                 // The poll may have consumed the last re-registration reply (those are not
                 // returned to the caller): only wait when something is still outstanding.
-                if self.rewatches_in_flight() && !self.poll_again() {
-                    t.wait()?;
+                if self.rewatches_in_flight() {
+                    if !self.poll_again() {
+                        t.wait()?;
+                    } else if t.expired() {
+                        return Err(TransportError::TimedOut.into());
+                    }
                 }
             }
             if self.stats().rewatch_failures != failures_before {

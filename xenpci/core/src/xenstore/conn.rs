@@ -51,6 +51,14 @@ impl WatchId {
     pub fn slot(&self) -> usize {
         usize::from(self.slot)
     }
+
+    pub(crate) fn slot16(&self) -> u16 {
+        self.slot
+    }
+
+    pub(crate) fn generation(&self) -> u16 {
+        self.generation
+    }
 }
 
 /// Where a watch stands with the daemon.
@@ -439,6 +447,27 @@ impl<const REQS: usize, const WATCHES: usize, const EVENT_BYTES: usize>
             }
         }
         self.events.mark_overflow();
+    }
+
+    /// Brings a connection already in place back to the state of [`new`](Self::new) without
+    /// building one on the stack: nothing outstanding, no watch (ids handed out before are
+    /// refused from now on), no queued event, zeroed counters.
+    pub fn clear(&mut self) {
+        self.parser.reset();
+        self.tx_head = 0;
+        self.tx_tail = 0;
+        self.tx_msg_end = 0;
+        self.pending = [FREE_PENDING; REQS];
+        self.next_req_id = 1;
+        for w in &mut self.watches {
+            w.release();
+        }
+        self.events.clear();
+        self.events.take_overflow();
+        self.broken = None;
+        self.more = false;
+        self.last_rewatch_error = None;
+        self.stats = XsStats::default();
     }
 
     /// The counters.

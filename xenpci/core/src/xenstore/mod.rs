@@ -33,6 +33,7 @@ mod blocking;
 mod conn;
 mod error;
 mod events;
+mod mux;
 pub mod perms;
 mod ring;
 mod transport;
@@ -46,6 +47,7 @@ pub use conn::{
     POLL_BYTE_BUDGET,
 };
 pub use error::{LimitError, ProtocolError, TransportError, XsError};
+pub use mux::{MuxCore, MuxLock, MuxStats, MuxWait, WatchNews, XsMux, POLL_ROUNDS};
 pub use perms::{Access, Perm, PermList};
 pub use ring::{RingTransport, StorePage};
 pub use transport::{Transport, Wait};

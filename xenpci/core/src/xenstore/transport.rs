@@ -35,11 +35,24 @@ pub trait Transport {
 
 /// A [`Transport`] that can also block until the peer may have made progress; what the blocking
 /// helpers of [`XsConnection`](super::XsConnection) need.
+///
+/// The time limit belongs to an operation, not to one wait: a helper calls
+/// [`begin`](Self::begin) once when it starts waiting for an answer, and the operation fails
+/// when the limit since then has passed, even if the peer keeps producing (a stream of watch
+/// events makes every single wait return at once, so a limit per wait would never expire).
 pub trait Wait: Transport {
+    /// Starts the time limit of one blocking operation.
+    fn begin(&mut self);
+
+    /// Whether the time limit started by the last [`begin`](Self::begin) has passed. The
+    /// helpers ask this when they poll again without waiting (the peer had more bytes than one
+    /// poll takes).
+    fn expired(&mut self) -> bool;
+
     /// Blocks until the peer may have produced bytes or freed space (for the ring: until the
-    /// event channel fires), or a time limit passes. Returning an error (typically
-    /// [`TransportError::TimedOut`](super::TransportError::TimedOut)) abandons the operation
-    /// in progress; its reply, if it ever comes, is discarded.
+    /// event channel fires), or the operation's time limit passes. Returning an error
+    /// (typically [`TransportError::TimedOut`](super::TransportError::TimedOut)) abandons the
+    /// operation in progress; its reply, if it ever comes, is discarded.
     fn wait(&mut self) -> Result<(), XsError>;
 }
 
@@ -56,6 +69,12 @@ impl<T: Transport + ?Sized> Transport for &mut T {
 }
 
 impl<T: Wait + ?Sized> Wait for &mut T {
+    fn begin(&mut self) {
+        (**self).begin()
+    }
+    fn expired(&mut self) -> bool {
+        (**self).expired()
+    }
     fn wait(&mut self) -> Result<(), XsError> {
         (**self).wait()
     }

@@ -27,13 +27,13 @@ use xen_sim::{
 use xenpci_core::bus::{
     Bus, BusConfig, BusEvent, BusSuspend, SuspendChildren, UnplugFlags, UnplugPlan,
 };
-use xenpci_core::evtchn::HandlerId;
+use xenpci_core::evtchn::{Config as EvtchnConfig, EventChannels, HandlerId};
 use xenpci_core::grant_table::{GrantLink, GrantTable, Revocation};
 use xenpci_core::hypervisor::hvm::{CallbackVia, UpcallResources};
 use xenpci_core::hypervisor::Policy;
 use xenpci_core::suspend::{SuspendOutcome, SuspendSequence};
 use xenpci_core::xenbus::{read_child, Change, ChildInfo, ReadBuffers};
-use xenpci_core::xenstore::{TxId, WatchId, XsError};
+use xenpci_core::xenstore::{TxId, WatchId, XsConnection, XsError};
 use xenpci_interface::provider::ChildDevice;
 use xenpci_interface::{
     BusError, BusServices, ChildInterface, Delivery, EventHandler, Irql, QueryRefusal,
@@ -129,7 +129,8 @@ struct SuspendReg {
 }
 
 struct Inner {
-    bus: TestBus,
+    /// Built in place in memory of its own (leaked), as the shell does: never moved.
+    bus: &'static mut TestBus,
     ring: SimRingTransport,
     bufs: Box<ReadBuffers>,
     events: Vec<EventReg>,
@@ -239,13 +240,27 @@ impl SimBus {
         let links: &'static [GrantLink] =
             Box::leak(xen_sim::grant_links(8 * 512).into_boxed_slice());
         let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
-        let bus = TestBus::bring_up(
+        let cfg = config();
+        let evtchn = Box::leak(Box::new_uninit()).write(
+            EventChannels::new(
+                xen.evtchn_ops(),
+                xen.shared_info(),
+                xen.fifo(),
+                EvtchnConfig {
+                    vcpus: cfg.vcpus,
+                    prefer_fifo: cfg.prefer_fifo,
+                },
+            )
+            .unwrap(),
+        );
+        let store = Box::leak(Box::new_uninit()).write(XsConnection::new());
+        let bus = TestBus::bring_up_in_place(
+            Box::leak(Box::new_uninit()),
             xen.hypervisor(),
-            config(),
+            cfg,
             grants,
-            xen.evtchn_ops(),
-            xen.shared_info(),
-            xen.fifo(),
+            evtchn,
+            store,
             &mut ring,
             &mut (),
         )
@@ -331,7 +346,7 @@ impl SimBus {
                     match e {
                         BusEvent::Child(Change::Added { class, id }) => {
                             let info = read_child(
-                                &mut inner.bus.xs,
+                                inner.bus.xs,
                                 &mut inner.ring,
                                 class,
                                 id,
@@ -514,7 +529,7 @@ impl SimBus {
             let inner = &mut *guard;
             let outcome = SuspendSequence::new()
                 .run(&mut BusSuspend {
-                    bus: &mut inner.bus,
+                    bus: &mut *inner.bus,
                     store: &mut inner.ring,
                     hooks: &mut (),
                     children: &mut NoChildren,

@@ -358,6 +358,11 @@ impl Transport for Pipe {
 }
 
 impl Wait for Pipe {
+    // Deterministic: the bound is the count of waits.
+    fn begin(&mut self) {}
+    fn expired(&mut self) -> bool {
+        false
+    }
     fn wait(&mut self) -> Result<(), XsError> {
         self.waits += 1;
         if self.waits > self.max_waits {
@@ -400,6 +405,11 @@ impl Transport for Script {
 }
 
 impl Wait for Script {
+    // Deterministic: the bound is the count of waits.
+    fn begin(&mut self) {}
+    fn expired(&mut self) -> bool {
+        false
+    }
     fn wait(&mut self) -> Result<(), XsError> {
         Err(TransportError::TimedOut.into())
     }
@@ -500,6 +510,11 @@ impl Transport for RingPeer {
 }
 
 impl Wait for RingPeer {
+    // Deterministic: the bound is the count of waits.
+    fn begin(&mut self) {}
+    fn expired(&mut self) -> bool {
+        false
+    }
     fn wait(&mut self) -> Result<(), XsError> {
         self.waits += 1;
         if self.waits > 1_000_000 {
