@@ -23,7 +23,9 @@
 //! ids, a vanished daemon), and backends that keep grants mapped or vanish ([`Backend::vanish`]).
 //!
 //! Device backends: [`blkback`] serves a memory disk over a blkif ring through the grant table,
-//! with switchable features, an x86_32-only mode and response faults.
+//! with switchable features, an x86_32-only mode and response faults. [`scsiback`] serves
+//! emulated SCSI devices (a disk, a tape drive) over a vscsiif ring, with scsiback's xenstore
+//! handshake, LUN hotplug, task management and response faults.
 #![forbid(unsafe_code)]
 
 mod backend;
@@ -32,6 +34,7 @@ mod evtchn;
 mod grant;
 mod hypervisor;
 pub mod memory;
+pub mod scsiback;
 pub mod xenstore;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
