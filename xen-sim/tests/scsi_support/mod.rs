@@ -11,7 +11,7 @@ use xenpci_core::evtchn::EventChannelOps;
 use xenpci_core::grant_table::GrantTable;
 use xenpci_core::xenbus::{execute, read_backend_state, FrontendPaths, Handshake, PathBuf};
 use xenpci_core::xenstore::{XsConnection, XsError};
-use xenscsi_core::engine::{EngineConfig, Finished};
+use xenscsi_core::engine::{EngineConfig, Finished, TmError};
 use xenscsi_core::frontend::ScsiFrontend;
 use xenscsi_core::luns::{Address, DeviceList, LunEvent};
 use xenscsi_core::{
@@ -353,6 +353,18 @@ impl Rig {
         let now = self.now;
         let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
         self.eng.submit(&req, now, &mut io)
+    }
+
+    pub fn abort(&mut self, tag: u64, victim: u64) -> Result<(), TmError> {
+        let now = self.now;
+        let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
+        self.eng.abort(Tag(tag), Tag(victim), now, &mut io)
+    }
+
+    pub fn reset(&mut self, tag: u64, address: Address) -> Result<(), TmError> {
+        let now = self.now;
+        let mut io = Io::new(&mut self.grants, &mut self.ev, &mut self.mem);
+        self.eng.reset_lun(Tag(tag), address, now, &mut io)
     }
 
     /// Serves and polls until nothing is in flight.
