@@ -163,6 +163,9 @@ pub struct ScsiFaults {
     pub fail_aborts: bool,
     /// Answer resets with failure.
     pub fail_resets: bool,
+    /// Answer resets with success but leave the LUN's held commands held (their answers come
+    /// late, with [`Scsiback::release_held`]).
+    pub silent_resets: bool,
     /// The next `n` responses carry a corrupted `rqid`.
     pub corrupt_rqid_next: u32,
     /// The next response claims this `sense_len`.
@@ -835,7 +838,7 @@ impl Scsiback {
                 let (mine, rest): (Vec<Held>, Vec<Held>) = self
                     .held
                     .drain(..)
-                    .partition(|h| h.req.address == req.address);
+                    .partition(|h| h.req.address == req.address && !self.faults.silent_resets);
                 self.held = rest;
                 for h in mine {
                     rsps.push(Response {
