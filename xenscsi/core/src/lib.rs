@@ -36,6 +36,8 @@
 
 pub mod engine;
 pub mod frontend;
+#[cfg(any(test, feature = "hostile"))]
+pub mod hostile;
 pub mod luns;
 pub mod negotiate;
 pub mod platform;
