@@ -32,6 +32,7 @@ pub mod gntdev;
 pub mod packet;
 pub mod pool;
 pub mod ring;
+pub mod scsi;
 pub mod vbd;
 pub mod xenbus;
 
