@@ -24,7 +24,7 @@
 //!
 //! Device backends: [`blkback`] serves a memory disk over a blkif ring through the grant table,
 //! with switchable features, an x86_32-only mode and response faults. [`scsiback`] serves
-//! emulated SCSI devices (a disk, a tape drive) over a vscsiif ring, with scsiback's xenstore
+//! emulated SCSI devices (a disk, a tape drive, a DVD-R writer) over a vscsiif ring, with scsiback's xenstore
 //! handshake, LUN hotplug, task management and response faults.
 #![forbid(unsafe_code)]
 

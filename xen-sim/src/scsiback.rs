@@ -15,7 +15,8 @@
 //! them mapped until it is answered (or forever with [`ScsiFaults::keep_mappings`]), so the
 //! frontend's revocations are deferred as they are against a real backend.
 //!
-//! Devices: [`Disk`] (SBC subset) and [`Tape`] (SSC subset, see its module). Each command's
+//! Devices: [`Disk`] (SBC subset), [`Tape`] (SSC subset) and [`Optical`] (MMC subset; see their
+//! modules). Each command's
 //! status, sense (fixed format, as LIO returns it) and residual come from the device.
 //!
 //! Task management: an abort answers the held command it names with host status ABORT and then
@@ -24,11 +25,13 @@
 //! and reports success. [`ScsiFaults`] makes them fail or go unanswered.
 
 mod disk;
+mod optical;
 mod tape;
 
 use xen_abi::types::{DomId, EvtchnPort, GrantRef};
 
 pub use disk::Disk;
+pub use optical::{Disc, Optical, PROFILE_CD_R, PROFILE_DVD_R};
 pub use tape::{Tape, TapeObject};
 
 use crate::grant::{GntError, MappedGrant};
@@ -135,6 +138,8 @@ pub enum Emulated {
     Disk(Disk),
     /// A tape drive.
     Tape(Tape),
+    /// A DVD/CD writer.
+    Optical(Optical),
 }
 
 impl Emulated {
@@ -142,6 +147,7 @@ impl Emulated {
         match self {
             Emulated::Disk(d) => d,
             Emulated::Tape(t) => t,
+            Emulated::Optical(o) => o,
         }
     }
 }
