@@ -334,3 +334,44 @@ fn duplicated_responses_are_violations() {
     r.tick(1);
     assert!(r.done.is_empty());
 }
+
+#[test]
+fn running_out_of_grants_refuses_the_command_and_returns_what_it_took() {
+    let mut r = Rig::new(128);
+    r.be.faults.hold = true;
+    // 128 segments each: the one-frame grant table (512 entries) runs out on the fourth.
+    let mut accepted = 0;
+    let mut refused = None;
+    for tag in 0..6u64 {
+        let segs = r.segments(0, 128 * 4096, 4096);
+        let free = r.grants.free_count();
+        match r.submit(
+            tag,
+            DISK,
+            &read10(0, 1024),
+            DataDirection::FromDevice,
+            &segs,
+            0,
+        ) {
+            Ok(()) => accepted += 1,
+            Err(e) => {
+                assert_eq!(e, SubmitError::OutOfGrants);
+                assert_eq!(r.grants.free_count(), free, "the partial grants were ended");
+                refused = Some(tag);
+                break;
+            }
+        }
+    }
+    assert_eq!((accepted, refused), (3, Some(3)));
+    assert_eq!(r.eng.in_flight(), 3);
+    r.serve();
+    r.release();
+    r.poll().unwrap();
+    for tag in 0..3 {
+        assert_eq!(r.take(tag).residual, 0);
+    }
+    r.be.faults.hold = false;
+    let segs = r.segments(0, 128 * 4096, 4096);
+    let c = r.command(3, DISK, &read10(0, 1024), DataDirection::FromDevice, &segs);
+    assert_eq!((c.scsi_status, c.residual), (0, 0));
+}

@@ -203,7 +203,9 @@ pub enum Outcome {
     Reset,
     /// The connection to the backend ended (disconnect, backend restart, error state) before
     /// the command was answered. Tape commands are not idempotent (a replayed WRITE or SPACE
-    /// moves the tape), so nothing is resubmitted: the class driver decides.
+    /// moves the tape), so nothing is resubmitted: the class driver decides. Also a request
+    /// that could not get all its grants (nothing was sent) while a page granted for it was
+    /// already mapped by the backend: it completes this way once the page is free.
     Disconnected,
 }
 

@@ -591,6 +591,9 @@ impl<const SLOTS: usize, const S: usize, const L: usize> Vscsi<SLOTS, S, L> {
                 )));
                 return Ok(());
             }
+            let slot = &mut self.slots[index];
+            slot.phase = Phase::Idle;
+            slot.generation = slot.generation.wrapping_add(1) & 0x7ff;
             return Err(SubmitError::OutOfGrants);
         }
         let timeout = if req.timeout_ms == 0 {
