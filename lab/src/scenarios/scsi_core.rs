@@ -5,7 +5,8 @@
 //! driver uses; the LUN (`v-dev` `0:0:1:0`) is found by the engine's scan and confirmed with
 //! state 4. Then: TEST UNIT READY, INQUIRY into a byte-granular buffer (the bytes past the
 //! residual untouched), READ CAPACITY, READ and WRITE through unaligned byte-granular segments
-//! checked against the image file, 1 MiB READ and WRITE through indirect segment lists, a LUN
+//! checked against the image file, 1 MiB READ and WRITE in commands of the largest size
+//! scsiback's `feature-sg-grant` allows (indirect segment lists; one 1 MiB command is refused), a LUN
 //! reset and an abort with commands in flight (each command completed exactly once), and a clean
 //! Closing/Closed with every grant given back.
 
@@ -57,7 +58,8 @@ const LUN: Address = Address {
     target: 1,
     lun: 0,
 };
-const DATA_PAGES: usize = 1100;
+/// Data pages: gntalloc grants at most 1024 pages per open file by default.
+const DATA_PAGES: usize = 300;
 const STEP: Duration = Duration::from_secs(10);
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -171,6 +173,7 @@ struct Driver<'f, 'a, 'g, 'e> {
     done: Vec<Completion>,
     tm: Vec<TmCompletion>,
     started: Instant,
+    last_fed: Option<xenpci_core::xenbus::Backend>,
 }
 
 impl Driver<'_, '_, '_, '_> {
@@ -208,17 +211,22 @@ impl Driver<'_, '_, '_, '_> {
         .map_err(|e| Failure(format!("handshake: {e:?}")))
     }
 
-    /// Follows the backend's state until `done` says so.
+    /// Follows the backend's state until `done` says so. As a watch would, each state is fed
+    /// to the handshake once, when it changes (a backend still in InitWait after the frontend
+    /// published is not a backend that came back).
     fn follow(&mut self, what: &str, mut done: impl FnMut(&mut Self) -> bool) -> Outcome {
         let deadline = Instant::now() + STEP;
         loop {
             let state = read_backend_state(&mut self.xs, &mut self.xb, &self.paths)
                 .map_err(|e| Failure(format!("read the backend state: {e:?}")))?;
-            let plan = self.hs.on_backend(state);
-            if let Some(e) = plan.error {
-                return Err(Failure(format!("{what}: {e}")));
+            if self.last_fed != Some(state) {
+                self.last_fed = Some(state);
+                let plan = self.hs.on_backend(state);
+                if let Some(e) = plan.error {
+                    return Err(Failure(format!("{what}: {e}")));
+                }
+                self.run_plan(&plan)?;
             }
-            self.run_plan(&plan)?;
             if done(self) {
                 return Ok(());
             }
@@ -423,6 +431,7 @@ fn drive(
         done: Vec::new(),
         tm: Vec::new(),
         started: Instant::now(),
+        last_fed: None,
     };
     let lun_dir = format!("{be}/vscsi-devs/dev-0");
 
@@ -451,8 +460,8 @@ fn drive(
         limits.max_transfer,
         limits.queue_depth
     ));
-    ensure(limits.indirect && limits.max_segments >= 257, || {
-        format!("scsiback's feature-sg-grant gives {limits:?}: 1 MiB needs 257 segments")
+    ensure(limits.indirect && limits.max_segments > 26, || {
+        format!("scsiback's feature-sg-grant gives {limits:?}: no indirect segment lists")
     })?;
 
     d.good(1, &[0, 0, 0, 0, 0, 0], DataDirection::None, &[])?;
@@ -509,22 +518,55 @@ fn drive(
         segs.len()
     ));
 
-    // 1 MiB READ and WRITE in 256 page segments: indirect segment lists.
-    let mib = 1 << 20;
+    // 1 MiB: more segments than scsiback takes in one request (its feature-sg-grant), so one
+    // command is refused whole; as Windows' disk class driver splits by the advertised maximum
+    // transfer, it goes as commands of the largest page-aligned size (indirect segment lists),
+    // read and written, checked against the image.
+    let mib = 1usize << 20;
     let segs = d.segments(8 * PAGE_SIZE, mib, PAGE_SIZE);
+    let refused = d.submit(6, &rw10(0x28, 0, 2048), DataDirection::FromDevice, &segs);
+    ensure(refused.is_err(), || {
+        "a 1 MiB command was accepted".to_owned()
+    })?;
+    let chunk = (limits.max_segments * PAGE_SIZE).min(mib);
     let started = Instant::now();
-    d.good(6, &rw10(0x28, 0, 2048), DataDirection::FromDevice, &segs)?;
+    for (i, at) in (0..mib).step_by(chunk).enumerate() {
+        let n = chunk.min(mib - at);
+        let segs = d.segments(8 * PAGE_SIZE + at, n, PAGE_SIZE);
+        let blocks = (n / 512) as u16;
+        d.good(
+            40 + i as u64,
+            &rw10(0x28, (at / 512) as u64, blocks),
+            DataDirection::FromDevice,
+            &segs,
+        )?;
+    }
     cx.duration("1 MiB READ", started.elapsed(), "ms");
+    let segs = d.segments(8 * PAGE_SIZE, mib, PAGE_SIZE);
     ensure(d.gather(&segs) == sectors_content(SEED, 0, 2048), || {
         "1 MiB READ: wrong data".to_owned()
     })?;
     let pattern = sectors_content(SEED.wrapping_add(77), 8192, 2048);
-    let segs = d.segments(300 * PAGE_SIZE + 1, mib, PAGE_SIZE);
+    let segs = d.segments(8 * PAGE_SIZE, mib, PAGE_SIZE);
     d.fill(&segs, &pattern);
-    d.good(7, &rw10(0x2a, 8192, 2048), DataDirection::ToDevice, &segs)?;
+    for (i, at) in (0..mib).step_by(chunk).enumerate() {
+        let n = chunk.min(mib - at);
+        let segs = d.segments(8 * PAGE_SIZE + at, n, PAGE_SIZE);
+        let blocks = (n / 512) as u16;
+        d.good(
+            50 + i as u64,
+            &rw10(0x2a, 8192 + (at / 512) as u64, blocks),
+            DataDirection::ToDevice,
+            &segs,
+        )?;
+    }
     ensure(in_file(image, 8192, mib)? == pattern, || {
         "1 MiB WRITE: the image differs".to_owned()
     })?;
+    cx.log(format!(
+        "1 MiB in commands of {chunk} bytes ({} segments each)",
+        chunk / PAGE_SIZE
+    ));
     let k = d.front.engine.counters();
     ensure(k.indirect >= 2, || format!("indirect requests: {k:?}"))?;
 

@@ -95,6 +95,7 @@ pub struct Rig {
     pub data: u64,
     pub handshake_errors: u32,
     pub free_grants_at_start: u32,
+    pub last_fed: Option<xenpci_core::xenbus::Backend>,
 }
 
 impl Rig {
@@ -172,6 +173,7 @@ impl Rig {
             data,
             handshake_errors: 0,
             free_grants_at_start,
+            last_fed: None,
         }
     }
 
@@ -222,10 +224,15 @@ impl Rig {
             let changed = self.be.step().unwrap();
             self.ring_from_sim();
             let state = read_backend_state(&mut self.xs, &mut self.stream, &self.paths).unwrap();
-            let plan = self.hs.on_backend(state);
-            if plan.is_empty() && !changed {
-                return;
+            // As a watch would: each backend state is fed to the handshake once, when it changes.
+            if self.last_fed == Some(state) {
+                if !changed {
+                    return;
+                }
+                continue;
             }
+            self.last_fed = Some(state);
+            let plan = self.hs.on_backend(state);
             self.run_plan(&plan);
         }
         panic!("the handshake does not settle");
