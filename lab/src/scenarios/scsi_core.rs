@@ -82,9 +82,11 @@ fn run(cx: &mut Context) -> Outcome {
         .create(&image, IMAGE_BLOCKS * 512)
         .and_then(|()| session(cx, &mut store, &image, &fe, &be));
     let removed = remove_device(&mut store, &fe, &be);
+    let second = SecondLun::paths(&lio).remove();
     let torn_down = lio.remove();
     let _ = fs::remove_file(&image);
-    outcome.and(removed).and(torn_down)
+    let _ = fs::remove_file(second_image(cx));
+    outcome.and(removed).and(second).and(torn_down)
 }
 
 /// `<backend>/vscsi-devs` over a connection of its own.
@@ -109,6 +111,69 @@ impl DeviceList for Devices {
             }
             Err(e) if e.is_enoent() => Ok(()),
             Err(e) => Err(e),
+        }
+    }
+}
+
+/// The hot-plugged LUN's image.
+fn second_image(cx: &Context) -> String {
+    format!("/dev/shm/{}-2.img", cx.name())
+}
+
+/// A second LUN on the same LIO target port group (`lun_1` over its own fileio backstore).
+struct SecondLun {
+    backstore: std::path::PathBuf,
+    lun: std::path::PathBuf,
+    link: std::path::PathBuf,
+}
+
+impl SecondLun {
+    fn paths(lio: &Lio) -> Self {
+        let backstore = lio.hba_dir().join("lab_scsi2");
+        let lun = lio.tpg_dir().join("lun/lun_1");
+        let link = lun.join("lab_scsi2");
+        SecondLun {
+            backstore,
+            lun,
+            link,
+        }
+    }
+
+    fn create(&self, image: &str, size: u64) -> Outcome {
+        fs::create_dir_all(&self.backstore).context("mkdir the second backstore")?;
+        fs::write(
+            self.backstore.join("control"),
+            format!("fd_dev_name={image},fd_dev_size={size}"),
+        )
+        .context("configure the second backstore")?;
+        fs::write(self.backstore.join("enable"), "1").context("enable the second backstore")?;
+        fs::create_dir_all(&self.lun).context("mkdir lun_1")?;
+        std::os::unix::fs::symlink(&self.backstore, &self.link).context("link lun_1")
+    }
+
+    /// Takes it down (scsiback lets go of a removed LUN shortly after: retried for a while).
+    fn remove(&self) -> Outcome {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let r = (|| -> std::io::Result<()> {
+                if fs::symlink_metadata(&self.link).is_ok() {
+                    fs::remove_file(&self.link)?;
+                }
+                for dir in [&self.lun, &self.backstore] {
+                    match fs::remove_dir(dir) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })();
+            match r {
+                Ok(()) => return Ok(()),
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(Failure(format!("second LUN teardown: {e}"))),
+            }
         }
     }
 }
@@ -632,6 +697,123 @@ fn drive(
     ensure(d.done.is_empty(), || {
         format!("stray completions: {:?}", d.done)
     })?;
+
+    // LUN hotplug with a command in flight on the first LUN: the toolstack adds dev-1 (a
+    // second LIO LUN, v-dev 0:0:2:0) and sets the vhost Reconfiguring; the frontend follows,
+    // scsiback attaches the LUN (3) and reports Reconfigured, the frontend adds it (writes 4)
+    // and returns to Connected. Then the same LUN is removed (5 -> the frontend writes 6).
+    let second = Address {
+        bus: 0,
+        target: 2,
+        lun: 0,
+    };
+    let image2 = second_image(cx);
+    fs::write(&image2, sectors_content(SEED.wrapping_add(9), 0, 2048))
+        .context(format!("write {image2}"))?;
+    SecondLun::paths(&Lio::paths()).create(&image2, 2048 * 512)?;
+    let segs = d.segments(8 * PAGE_SIZE, 256 * 1024, PAGE_SIZE);
+    d.submit(60, &rw10(0x28, 0, 512), DataDirection::FromDevice, &segs)?;
+    let dev1 = format!("{be}/vscsi-devs/dev-1");
+    store.write_all(&[
+        (format!("{dev1}/p-dev"), format!("{TARGET_WWN}:1")),
+        (format!("{dev1}/v-dev"), "0:0:2:0".to_owned()),
+        (format!("{dev1}/state"), "1".to_owned()),
+        (format!("{be}/state"), "7".to_owned()),
+    ])?;
+    d.luns.clear();
+    let hotplug = Instant::now();
+    d.follow("LUN add", |d| {
+        d.hs.state() == XenbusState::Connected
+            && d.luns
+                .iter()
+                .any(|e| matches!(e, LunEvent::Added(l) if l.address == second))
+    })?;
+    cx.duration("LUN add", hotplug.elapsed(), "ms");
+    store.set_state(&dev1, XenbusState::Connected)?;
+    d.wait("the read across the hotplug", |d| {
+        d.done.iter().any(|c| c.tag == Tag(60))
+    })?;
+    let c = d.take(60)?;
+    if c.scsi_status != 0 {
+        // LIO tells the I_T nexus that its LUN inventory changed: UNIT ATTENTION, REPORTED
+        // LUNS DATA HAS CHANGED (3F/0E), on a command that reaches it after the add.
+        let s = c.sense.decode();
+        ensure(
+            s.is_some_and(|s| (s.key, s.asc, s.ascq) == (6, 0x3f, 0x0e)),
+            || format!("the read across the hotplug: {c:?}"),
+        )?;
+        cx.log(format!(
+            "the read across the hotplug: UNIT ATTENTION 3F/0E (residual {}), read again",
+            c.residual
+        ));
+        d.good(65, &rw10(0x28, 0, 512), DataDirection::FromDevice, &segs)?;
+    } else {
+        ensure(c.residual == 0, || {
+            format!("the read across the hotplug: {c:?}")
+        })?;
+    }
+    ensure(d.gather(&segs) == sectors_content(SEED, 0, 512), || {
+        "the read across the hotplug: wrong data".to_owned()
+    })?;
+    // The new LUN answers with its own image.
+    let segs = d.segments(0, 4096, PAGE_SIZE);
+    let req_second = |d: &mut Driver<'_, '_, '_, '_>, tag: u64, cdb: &[u8], segs: &[Segment]| {
+        let now = d.now();
+        let req = ScsiRequest {
+            tag: Tag(tag),
+            address: second,
+            cdb,
+            direction: if segs.is_empty() {
+                DataDirection::None
+            } else {
+                DataDirection::FromDevice
+            },
+            segments: segs,
+            timeout_ms: 30_000,
+        };
+        let f = &mut *d.front;
+        let mut io = Io::new(&mut f.grants, &mut f.events, &mut f.memory);
+        f.engine
+            .submit(&req, now, &mut io)
+            .map_err(|e| Failure(format!("submit to the new LUN: {e:?}")))?;
+        d.wait("the new LUN", |d| d.done.iter().any(|c| c.tag == Tag(tag)))?;
+        d.take(tag)
+    };
+    let mut read_ok = false;
+    for attempt in 0..3 {
+        let c = req_second(&mut d, 61 + attempt, &rw10(0x28, 8, 8), &segs)?;
+        if c.scsi_status == 0 && c.residual == 0 {
+            read_ok = true;
+            break;
+        }
+    }
+    ensure(read_ok, || "the new LUN does not read".to_owned())?;
+    ensure(
+        d.gather(&segs) == sectors_content(SEED.wrapping_add(9), 8, 8),
+        || "the new LUN reads wrong data".to_owned(),
+    )?;
+    // Remove it.
+    store.write_all(&[
+        (format!("{dev1}/state"), "5".to_owned()),
+        (format!("{be}/state"), "7".to_owned()),
+    ])?;
+    d.luns.clear();
+    d.follow("LUN remove", |d| {
+        d.hs.state() == XenbusState::Connected
+            && d.luns
+                .iter()
+                .any(|e| matches!(e, LunEvent::Removed(l) if l.address == second))
+    })?;
+    let fe_dev1 = store.read(&format!("{fe}/vscsi-devs/dev-1/state"))?;
+    ensure(fe_dev1.as_deref().map(str::trim) == Some("6"), || {
+        format!("the frontend's dev-1 state {fe_dev1:?}, expected 6")
+    })?;
+    let gone = req_second(&mut d, 70, &[0, 0, 0, 0, 0, 0], &[]);
+    ensure(gone.is_err(), || {
+        "the removed LUN still takes commands".to_owned()
+    })?;
+    store.rm(&dev1)?;
+    cx.log("LUN 0:0:2:0 added with a read in flight on 0:0:1:0, read, removed");
 
     // Close: Closing, the backend follows, the engine releases everything.
     let plan = d.hs.close();

@@ -140,6 +140,16 @@ impl Lio {
         }
     }
 
+    /// The fileio HBA's directory.
+    pub(crate) fn hba_dir(&self) -> &Path {
+        &self.hba
+    }
+
+    /// The target port group's directory.
+    pub(crate) fn tpg_dir(&self) -> &Path {
+        &self.tpg
+    }
+
     /// Mounts configfs if needed and builds the target over `image` (`size` bytes).
     pub(crate) fn create(&self, image: &str, size: u64) -> Result<(), Failure> {
         let mounted = fs::read_to_string("/proc/mounts")
