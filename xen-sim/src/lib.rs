@@ -25,7 +25,9 @@
 //! Device backends: [`blkback`] serves a memory disk over a blkif ring through the grant table,
 //! with switchable features, an x86_32-only mode and response faults; [`netback`] serves a
 //! network frontend's transmit and receive rings (rx-copy), with switchable features, hostile
-//! responses, and a bridge between two frontends.
+//! responses, and a bridge between two frontends; [`scsiback`] serves emulated SCSI devices (a
+//! disk, a tape drive, a DVD-R writer) over a vscsiif ring, with scsiback's xenstore handshake,
+//! LUN hotplug, task management and response faults.
 #![forbid(unsafe_code)]
 
 mod backend;
@@ -35,6 +37,7 @@ mod grant;
 mod hypervisor;
 pub mod memory;
 pub mod netback;
+pub mod scsiback;
 pub mod xenstore;
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};

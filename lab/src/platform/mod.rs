@@ -35,6 +35,7 @@ pub mod hypervisor;
 pub mod packet;
 pub mod pool;
 pub mod ring;
+pub mod scsi;
 pub mod vbd;
 pub mod xenbus;
 

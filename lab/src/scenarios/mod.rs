@@ -12,6 +12,7 @@ pub mod gntalloc_evtchn;
 pub mod hypervisor;
 pub mod linux_frontends;
 pub mod net_smoke;
+pub mod scsi_core;
 pub mod scsi_smoke;
 pub mod selftest;
 pub mod toolstack;
@@ -47,6 +48,7 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_stress::SOAK_4K,
     net_smoke::SCENARIO,
     scsi_smoke::SCENARIO,
+    scsi_core::SCENARIO,
     linux_frontends::BLKFRONT,
     linux_frontends::NETFRONT,
     vbd_bench::SCENARIO,

@@ -53,7 +53,7 @@ const READS: u64 = 16;
 /// The LUN's address as the frontend sees it.
 const V_DEV: &str = "0:0:0:0";
 /// The target's WWN (the `p-dev` names it) and the initiator's, for the nexus.
-const TARGET_WWN: &str = "naa.6001405000000001";
+pub(crate) const TARGET_WWN: &str = "naa.6001405000000001";
 const INITIATOR_WWN: &str = "naa.6001405000000002";
 /// The fileio HBA and backstore directories under `target/core`.
 const HBA: &str = "fileio_0";
@@ -101,7 +101,7 @@ fn run(cx: &mut Context) -> Outcome {
 /// The LIO objects the scenario made in configfs: a fileio backstore and a `xen-pvscsi` target
 /// port group with LUN 0 on it and an I_T nexus.
 #[derive(Debug)]
-struct Lio {
+pub(crate) struct Lio {
     target: PathBuf,
     hba: PathBuf,
     backstore: PathBuf,
@@ -121,7 +121,7 @@ fn mkdir(path: &Path) -> Result<(), Failure> {
 }
 
 impl Lio {
-    fn paths() -> Self {
+    pub(crate) fn paths() -> Self {
         let target = Path::new(CONFIGFS).join("target");
         let hba = target.join("core").join(HBA);
         let backstore = hba.join(BACKSTORE);
@@ -140,8 +140,18 @@ impl Lio {
         }
     }
 
+    /// The fileio HBA's directory.
+    pub(crate) fn hba_dir(&self) -> &Path {
+        &self.hba
+    }
+
+    /// The target port group's directory.
+    pub(crate) fn tpg_dir(&self) -> &Path {
+        &self.tpg
+    }
+
     /// Mounts configfs if needed and builds the target over `image` (`size` bytes).
-    fn create(&self, image: &str, size: u64) -> Result<(), Failure> {
+    pub(crate) fn create(&self, image: &str, size: u64) -> Result<(), Failure> {
         let mounted = fs::read_to_string("/proc/mounts")
             .context("read /proc/mounts")?
             .lines()
@@ -176,7 +186,7 @@ impl Lio {
     /// Takes down whatever exists of it, in the reverse order (the LUN link, the nexus, then the
     /// directories). scsiback lets go of the LUN shortly after its device is removed, so a busy
     /// object is tried again for a while.
-    fn remove(&self) -> Result<(), Failure> {
+    pub(crate) fn remove(&self) -> Result<(), Failure> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             match self.remove_once() {
