@@ -10,7 +10,11 @@
 #![cfg_attr(target_os = "windows", no_std)]
 #![deny(unsafe_code)]
 
+pub mod bus;
+#[cfg(test)]
+mod bus_tests;
 pub mod child;
+pub mod enumeration;
 pub mod ids;
 pub mod pnp;
 pub mod resources;

@@ -1,0 +1,309 @@
+//! The driver's bring-up and enumeration path ([`crate::bus`]) against `xen-sim`'s model of
+//! Xen: its hypervisor (which records misuse such as a hypercall before the mechanism was
+//! chosen), its event channels, grant table and xenstored, with dom0 acting as the toolstack.
+
+use xen_sim::{Backend, Config, Xen};
+use xenpci_core::grant_table::{GrantLink, GrantTable};
+use xenpci_core::hypervisor::hvm::CallbackVia;
+use xenpci_core::xenbus::{ChildError, DeviceClass, ReadBuffers};
+
+use crate::bus::{bring_up, enumerate, on_upcall, DriverBus, Pass, Report};
+use crate::child::{PdoAction, PdoState};
+use crate::enumeration::{ChildTable, Noted, Slot};
+use crate::ids::{query_id, query_id_answer};
+use crate::pnp::minor::*;
+
+type SimBus = DriverBus<
+    'static,
+    xen_sim::SimHypervisor,
+    xen_sim::SimEvtchnOps,
+    xen_sim::SimSharedInfo,
+    xen_sim::SimFifo,
+    xen_sim::SimGrantEntries,
+>;
+
+struct Guest {
+    xen: Xen,
+    dom0: Backend,
+    bus: Box<SimBus>,
+    ring: xen_sim::SimRingTransport,
+    bufs: Box<ReadBuffers>,
+    table: ChildTable<8>,
+    reports: Vec<Report>,
+}
+
+fn guest_domid(xen: &Xen) -> u16 {
+    xen.config().guest_domid
+}
+
+/// The toolstack's part of adding a device of `class` (`vbd`, `vif`, `vscsi`) with `id`.
+fn add_device(xen: &Xen, dom0: &Backend, class: &str, id: u32, extra: &[(&str, &str)]) {
+    let guest = guest_domid(xen);
+    let back = format!("/local/domain/0/backend/{class}/{guest}/{id}");
+    let front = format!("/local/domain/{guest}/device/{class}/{id}");
+    dom0.xs_mkdir(&back).unwrap();
+    dom0.xs_set_perms(&back, &["n0", &format!("r{guest}")])
+        .unwrap();
+    dom0.xs_write(&format!("{back}/frontend"), front.as_bytes())
+        .unwrap();
+    dom0.xs_write(&format!("{back}/state"), b"1").unwrap();
+    dom0.xs_write(&format!("{front}/backend"), back.as_bytes())
+        .unwrap();
+    dom0.xs_write(&format!("{front}/backend-id"), b"0").unwrap();
+    for (node, value) in extra {
+        dom0.xs_write(&format!("{front}/{node}"), value.as_bytes())
+            .unwrap();
+    }
+    dom0.xs_write(&format!("{front}/state"), b"1").unwrap();
+}
+
+fn remove_device(xen: &Xen, dom0: &Backend, class: &str, id: u32) {
+    let guest = guest_domid(xen);
+    dom0.xs_rm(&format!("/local/domain/{guest}/device/{class}/{id}"))
+        .unwrap();
+}
+
+impl Guest {
+    /// A guest whose toolstack configured a disk and a NIC before the bus driver starts.
+    fn start() -> Guest {
+        let xen = Xen::new(Config {
+            vcpus: 2,
+            max_grant_frames: 64,
+            ..Config::default()
+        });
+        let dom0 = xen.dom0();
+        add_device(&xen, &dom0, "vbd", 51712, &[("virtual-device", "51712")]);
+        add_device(&xen, &dom0, "vif", 0, &[("mac", "00:16:3e:00:00:01")]);
+        let mut ring = xen.store_ring();
+        let links: &'static [GrantLink] =
+            Box::leak(xen_sim::grant_links(64 * 512).into_boxed_slice());
+        let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
+        let bus = bring_up(
+            xen.hypervisor(),
+            2,
+            CallbackVia::Gsi(28),
+            grants,
+            xen.evtchn_ops(),
+            xen.shared_info(),
+            xen.fifo(),
+            &mut ring,
+            &mut (),
+        )
+        .unwrap();
+        Guest {
+            xen,
+            dom0,
+            bus: Box::new(bus),
+            ring,
+            bufs: Box::new(ReadBuffers::new()),
+            table: ChildTable::new(),
+            reports: Vec::new(),
+        }
+    }
+
+    /// Enumeration passes until no events are left.
+    fn enumerate(&mut self) -> Pass {
+        let mut total = Pass::default();
+        for _ in 0..16 {
+            let pass = enumerate(
+                &mut self.bus,
+                &mut self.ring,
+                &mut self.bufs,
+                &mut self.table,
+                |r| self.reports.push(r),
+            )
+            .unwrap();
+            total.relations_changed |= pass.relations_changed;
+            total.foreign_watches += pass.foreign_watches;
+            total.control = total.control.or(pass.control);
+            if !pass.more {
+                return total;
+            }
+        }
+        panic!("enumeration did not settle");
+    }
+
+    /// The `BusRelations` answer: each child's hardware id.
+    fn relations(&mut self) -> Vec<(Slot, String)> {
+        let mut out = [Slot(0); 8];
+        let n = self.table.report_relations(&mut out);
+        out[..n]
+            .iter()
+            .map(|&slot| {
+                let pdo = self.table.get(slot).unwrap().described.unwrap().pdo;
+                (slot, pdo.hardware_id.as_str().to_owned())
+            })
+            .collect()
+    }
+
+    fn assert_no_misuse(&self) {
+        let violations = &self.xen.hv_state().violations;
+        assert!(violations.is_empty(), "{violations:?}");
+    }
+}
+
+fn slot_of(relations: &[(Slot, String)], class: &str) -> Slot {
+    relations
+        .iter()
+        .find(|(_, id)| id.contains(&format!("DEV_{class}&")))
+        .unwrap_or_else(|| panic!("no {class} child in {relations:?}"))
+        .0
+}
+
+#[test]
+fn start_enumerates_the_children_the_toolstack_configured() {
+    let mut guest = Guest::start();
+    let pass = guest.enumerate();
+    assert!(pass.relations_changed);
+    let relations = guest.relations();
+    assert_eq!(relations.len(), 2, "{relations:?}");
+    let vbd = slot_of(&relations, "VBD");
+    let vif = slot_of(&relations, "VIF");
+    assert!(relations
+        .iter()
+        .all(|(_, id)| id.starts_with("XENBUS\\VEN_XP&DEV_")));
+
+    let disk = guest.table.get(vbd).unwrap().described.unwrap();
+    assert_eq!(disk.info.class, DeviceClass::Vbd);
+    assert_eq!(disk.pdo.instance_id.as_str(), "51712");
+    let nic = guest.table.get(vif).unwrap().described.unwrap();
+    assert_eq!(nic.info.class, DeviceClass::Vif);
+    assert_eq!(nic.pdo.instance_id.as_str(), "0");
+
+    // The IRP_MN_QUERY_ID answer is the same identity, as UTF-16 MULTI_SZ.
+    let answer = query_id_answer(&disk.pdo, query_id::HARDWARE_IDS).unwrap();
+    let text = String::from_utf16(answer.units()).unwrap();
+    assert!(text.starts_with("XENBUS\\VEN_XP&DEV_VBD&REV_"), "{text:?}");
+    assert!(text.ends_with("\0\0"));
+    guest.assert_no_misuse();
+}
+
+#[test]
+fn a_quiet_store_changes_nothing() {
+    let mut guest = Guest::start();
+    guest.enumerate();
+    guest.relations();
+    let pass = guest.enumerate();
+    assert!(!pass.relations_changed);
+    assert_eq!(guest.relations().len(), 2);
+}
+
+#[test]
+fn hotplug_reaches_the_bus_through_the_upcall_and_invalidates_relations() {
+    let mut guest = Guest::start();
+    guest.enumerate();
+    guest.relations();
+    // Drain whatever the bring-up left pending on the store's port.
+    on_upcall(&guest.bus.evtchn, 0).unwrap();
+
+    add_device(
+        &guest.xen,
+        &guest.dom0,
+        "vbd",
+        51728,
+        &[("virtual-device", "51728")],
+    );
+    let upcall = on_upcall(&guest.bus.evtchn, 0).unwrap();
+    assert!(
+        upcall.store,
+        "the watch event did not raise the store's port"
+    );
+    assert_eq!(upcall.other, 0);
+
+    let pass = guest.enumerate();
+    assert!(pass.relations_changed);
+    let relations = guest.relations();
+    assert_eq!(relations.len(), 3, "{relations:?}");
+    assert!(relations.iter().any(|(slot, _)| guest
+        .table
+        .get(*slot)
+        .unwrap()
+        .described
+        .unwrap()
+        .pdo
+        .instance_id
+        .as_str()
+        == "51728"));
+    guest.assert_no_misuse();
+}
+
+#[test]
+fn an_unplugged_started_child_is_surprise_removed_then_deleted_by_remove() {
+    let mut guest = Guest::start();
+    guest.enumerate();
+    let relations = guest.relations();
+    let vif = slot_of(&relations, "VIF");
+    assert_eq!(
+        guest.table.on_pdo_pnp(vif, START_DEVICE),
+        Some(PdoAction::Complete(0))
+    );
+
+    remove_device(&guest.xen, &guest.dom0, "vif", 0);
+    let pass = guest.enumerate();
+    assert!(pass.relations_changed);
+    assert!(guest.reports.contains(&Report::Noted(Noted::Missing(vif))));
+    // The next BusRelations answer leaves the NIC out; the PDO lives until REMOVE.
+    let relations = guest.relations();
+    assert_eq!(relations.len(), 1);
+    assert_eq!(guest.table.get(vif).unwrap().pnp.state(), PdoState::Started);
+    assert_eq!(
+        guest.table.on_pdo_pnp(vif, SURPRISE_REMOVAL),
+        Some(PdoAction::Complete(0))
+    );
+    assert_eq!(
+        guest.table.on_pdo_pnp(vif, REMOVE_DEVICE),
+        Some(PdoAction::CompleteAndDelete)
+    );
+    assert!(guest.table.get(vif).is_none());
+    assert_eq!(guest.table.on_pdo_pnp(vif, START_DEVICE), None);
+}
+
+#[test]
+fn a_child_with_a_hostile_backend_path_is_not_reported() {
+    let xen_guest = Guest::start();
+    let mut guest = xen_guest;
+    guest.enumerate();
+    guest.relations();
+    let domid = guest_domid(&guest.xen);
+    let front = format!("/local/domain/{domid}/device/vbd/51744");
+    // A backend path outside dom0's backend area.
+    guest
+        .dom0
+        .xs_write(&format!("{front}/backend-id"), b"0")
+        .unwrap();
+    guest
+        .dom0
+        .xs_write(&format!("{front}/backend"), b"/local/domain/0/../../secret")
+        .unwrap();
+    guest
+        .dom0
+        .xs_write(&format!("{front}/virtual-device"), b"51744")
+        .unwrap();
+    guest.enumerate();
+    assert!(
+        guest.reports.iter().any(|r| matches!(
+            r,
+            Report::Undescribed(u) if u.id == 51744 && u.error == ChildError::BackendOutsideDomain
+        )),
+        "{:?}",
+        guest.reports
+    );
+    assert_eq!(guest.relations().len(), 2);
+    assert_eq!(guest.table.iter().count(), 2);
+}
+
+#[test]
+fn a_removed_child_the_pnp_manager_never_saw_is_dropped_without_a_remove() {
+    let mut guest = Guest::start();
+    guest.enumerate();
+    // No BusRelations answer yet: the PnP manager knows neither child.
+    remove_device(&guest.xen, &guest.dom0, "vbd", 51712);
+    guest.enumerate();
+    assert!(guest
+        .reports
+        .iter()
+        .any(|r| matches!(r, Report::Noted(Noted::Dropped { id: 51712, .. }))));
+    let relations = guest.relations();
+    assert_eq!(relations.len(), 1);
+    slot_of(&relations, "VIF");
+}
