@@ -307,3 +307,147 @@ fn a_removed_child_the_pnp_manager_never_saw_is_dropped_without_a_remove() {
     assert_eq!(relations.len(), 1);
     slot_of(&relations, "VIF");
 }
+
+mod query_interface {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use xen_abi::types::{DomId, EvtchnPort, GrantRef};
+    use xenpci_core::grant_table::Revocation;
+    use xenpci_interface::negotiate::consumer_accepts;
+    use xenpci_interface::{
+        BusError, BusServices, ChildDevice, ChildInterface, EventHandler, Irql, QueryRequest,
+        SuspendHandler, Violation, WatchHandler,
+    };
+
+    use super::*;
+    use crate::pdo::{query_interface, InterfaceAnswer};
+
+    /// Services for a negotiation: answering a query must reach none of them (each one fails
+    /// the test); the first reference is counted.
+    #[derive(Default)]
+    struct NegotiationOnly {
+        acquired: AtomicU32,
+    }
+
+    const UNREACHABLE: &str = "answering IRP_MN_QUERY_INTERFACE reached a bus service";
+
+    impl BusServices for NegotiationOnly {
+        fn current_irql(&self) -> Irql {
+            Irql::PASSIVE
+        }
+        fn grant_access(&self, _: DomId, _: u64, _: bool) -> Result<GrantRef, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn end_access(&self, _: GrantRef) -> Result<Revocation, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn alloc_unbound(&self, _: DomId, _: EventHandler) -> Result<EvtchnPort, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn bind_interdomain(
+            &self,
+            _: DomId,
+            _: EvtchnPort,
+            _: EventHandler,
+        ) -> Result<EvtchnPort, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn notify(&self, _: EvtchnPort) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn unmask(&self, _: EvtchnPort) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn close(&self, _: EvtchnPort) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn store_read(&self, _: u32, _: &[u8], _: &mut [u8]) -> Result<usize, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn store_write(&self, _: u32, _: &[u8], _: &[u8]) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn store_remove(&self, _: u32, _: &[u8]) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn store_directory(&self, _: u32, _: &[u8], _: &mut [u8]) -> Result<usize, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn store_watch(&self, _: &[u8], _: WatchHandler) -> Result<u32, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn store_unwatch(&self, _: u32) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn transaction_start(&self) -> Result<u32, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn transaction_end(&self, _: u32, _: bool) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn register_suspend(&self, _: SuspendHandler) -> Result<u32, BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn unregister_suspend(&self, _: u32) -> Result<(), BusError> {
+            panic!("{UNREACHABLE}")
+        }
+        fn acquired(&self) {
+            self.acquired.fetch_add(1, Ordering::AcqRel);
+        }
+        fn release(&self) {
+            panic!("no reference was dropped, so nothing may be released")
+        }
+        fn violation(&self, violation: Violation) {
+            panic!("negotiation reported a violation: {violation:?}")
+        }
+    }
+
+    #[test]
+    fn an_enumerated_child_gets_a_table_its_consumer_accepts_and_mismatches_get_none() {
+        let mut guest = Guest::start();
+        guest.enumerate();
+        let relations = guest.relations();
+        let vbd = slot_of(&relations, "VBD");
+        let info = guest.table.get(vbd).unwrap().described.unwrap().info;
+        let device = ChildDevice::from_child_info(&info);
+        assert_eq!(
+            device.backend.as_str(),
+            "/local/domain/0/backend/vbd/1/51712"
+        );
+        let iface: &'static ChildInterface<NegotiationOnly> = Box::leak(Box::new(
+            ChildInterface::new(NegotiationOnly::default(), device),
+        ));
+
+        for request in [
+            QueryRequest {
+                version: 2,
+                ..QueryRequest::V1
+            },
+            QueryRequest {
+                size: 8,
+                ..QueryRequest::V1
+            },
+            QueryRequest {
+                has_buffer: false,
+                ..QueryRequest::V1
+            },
+        ] {
+            let InterfaceAnswer::Refused { reason, .. } = query_interface(&request) else {
+                panic!("{request:?} was not refused");
+            };
+            // The adapter, asked anyway, refuses for the same reason and takes no reference.
+            assert_eq!(iface.answer_query(&request).unwrap_err(), reason);
+            assert_eq!(iface.references(), 0);
+        }
+
+        assert_eq!(
+            query_interface(&QueryRequest::V1),
+            InterfaceAnswer::Fill { version: 1 }
+        );
+        let table = iface.answer_query(&QueryRequest::V1).unwrap();
+        assert_eq!(consumer_accepts(&table), Ok(()));
+        assert_eq!(iface.references(), 1);
+        assert_eq!(iface.services().acquired.load(Ordering::Acquire), 1);
+        assert_eq!(iface.tables_handed_out(), 1);
+    }
+}

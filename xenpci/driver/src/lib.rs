@@ -16,6 +16,7 @@ mod bus_tests;
 pub mod child;
 pub mod enumeration;
 pub mod ids;
+pub mod pdo;
 pub mod pnp;
 pub mod resources;
 pub mod start;
