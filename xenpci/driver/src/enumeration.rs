@@ -319,6 +319,112 @@ mod tests {
         assert_eq!(table.on_pdo_pnp(Slot(7), START_DEVICE), None);
     }
 
+    /// Every sequence of five events over two children of one class (hotplug added/removed, a
+    /// `BusRelations` answer, START/SURPRISE_REMOVAL/REMOVE on either slot): a relations answer
+    /// never lists a missing or undescribed child, never lists a slot twice, a record is freed
+    /// only by REMOVE of a missing child or by the removal of a child never reported, and the
+    /// table never holds two present records of one child.
+    #[test]
+    fn no_sequence_reports_a_missing_child_or_frees_a_present_one() {
+        #[derive(Clone, Copy, Debug)]
+        enum Event {
+            Add(u32),
+            Remove(u32),
+            Relations,
+            Pnp(usize, u8),
+        }
+        let events = [
+            Event::Add(1),
+            Event::Add(2),
+            Event::Remove(1),
+            Event::Remove(2),
+            Event::Relations,
+            Event::Pnp(0, START_DEVICE),
+            Event::Pnp(0, SURPRISE_REMOVAL),
+            Event::Pnp(0, REMOVE_DEVICE),
+            Event::Pnp(1, REMOVE_DEVICE),
+        ];
+        let n = events.len();
+        for seq in 0..n.pow(5) {
+            let mut table = ChildTable::<4>::new();
+            // Which ids the store lists now (hotplug reports each change once).
+            let mut present = [false; 3];
+            let mut rest = seq;
+            for _ in 0..5 {
+                let event = events[rest % n];
+                rest /= n;
+                match event {
+                    Event::Add(id) if !present[id as usize] => {
+                        present[id as usize] = true;
+                        table.note(added(DeviceClass::Vbd, id));
+                    }
+                    Event::Remove(id) if present[id as usize] => {
+                        present[id as usize] = false;
+                        let before: Vec<_> = table.iter().map(|(s, r)| (s, *r)).collect();
+                        if let Noted::Dropped { slot, .. } =
+                            table.note(removed(DeviceClass::Vbd, id))
+                        {
+                            let record = before.iter().find(|(s, _)| *s == slot).unwrap().1;
+                            assert_eq!(record.id, id);
+                        }
+                    }
+                    Event::Add(_) | Event::Remove(_) => {}
+                    Event::Relations => {
+                        // Describe as the bus would (the store's answer is not needed here:
+                        // the record only has to be marked described).
+                        for slot in table.slots.iter_mut().flatten() {
+                            if !slot.pnp.missing() && slot.described.is_none() {
+                                slot.described = Some(Described {
+                                    info: sample_info(slot.id),
+                                    pdo: sample_info(slot.id).pdo(),
+                                });
+                            }
+                        }
+                        let mut out = [Slot(0); 4];
+                        let count = table.report_relations(&mut out);
+                        let listed = &out[..count];
+                        for (i, slot) in listed.iter().enumerate() {
+                            assert!(!listed[..i].contains(slot), "listed twice ({seq})");
+                            let record = table.get(*slot).unwrap();
+                            assert!(!record.pnp.missing(), "listed a missing child ({seq})");
+                            assert!(present[record.id as usize], "listed a gone child ({seq})");
+                        }
+                    }
+                    Event::Pnp(slot, code) => {
+                        let before = table.get(Slot(slot)).copied();
+                        let action = table.on_pdo_pnp(Slot(slot), code);
+                        if action == Some(PdoAction::CompleteAndDelete) {
+                            let record = before.unwrap();
+                            assert!(record.pnp.missing(), "freed a present child ({seq})");
+                            assert_eq!(code, REMOVE_DEVICE);
+                            assert!(table.get(Slot(slot)).is_none());
+                        }
+                    }
+                }
+                for id in 1..=2 {
+                    let live = table
+                        .iter()
+                        .filter(|(_, r)| r.id == id && !r.pnp.missing())
+                        .count();
+                    assert_eq!(live, usize::from(present[id as usize]), "({seq})");
+                }
+            }
+        }
+    }
+
+    fn sample_info(id: u32) -> ChildInfo {
+        use xen_abi::xenbus::XenbusState;
+        use xenpci_core::xenbus::{Identity, PathBuf, Vdev};
+        ChildInfo {
+            class: DeviceClass::Vbd,
+            id,
+            backend: PathBuf::try_from_str("/local/domain/0/backend/vbd/1/1").unwrap(),
+            backend_id: 0,
+            state: XenbusState::Initialising,
+            identity: Identity::Vbd(Vdev::decode(51712).unwrap()),
+        }
+    }
+
     #[test]
     fn pdo_pnp_goes_through_the_child_state_machine() {
         let mut table = ChildTable::<2>::new();
