@@ -14,7 +14,7 @@ use core::arch::asm;
 use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 
 use win_km::mdl::{Caching, IoMapping};
-use xenpci_core::hypervisor::{HypercallMechanism, Hypervisor, PortIo};
+use xenpci_core::hypervisor::{Arg, HypercallMechanism, Hypervisor, PortIo};
 
 const PAGE_SHIFT: u32 = 12;
 const MECHANISM_NONE: u8 = 0;
@@ -22,6 +22,8 @@ const MECHANISM_VMCALL: u8 = 1;
 const MECHANISM_VMMCALL: u8 = 2;
 /// Hypercall failure when no instruction was chosen: `-ENOSYS`.
 const ENOSYS: i64 = -38;
+/// A malformed argument the core should have refused: `-EINVAL`.
+const EINVAL: i64 = -22;
 
 /// The bus's view of the CPU. One instance is shared by all vCPUs; every field is atomic.
 #[derive(Debug)]
@@ -128,21 +130,24 @@ impl PortIo for X86 {
     }
 }
 
-fn vmcall(op: u32, a1: u64, a2: u64, a3: u64, amd: bool) -> i64 {
+fn vmcall(op: u32, regs: [u64; 5], amd: bool) -> i64 {
     let mut rax = u64::from(op);
+    let [a1, a2, a3, a4, a5] = regs;
     if amd {
         // SAFETY: Xen's hypercall ABI (module docs); the argument pointers are valid for the
         // hypercall's reads and writes (the callers' contract); the argument registers are
         // declared clobbered.
         unsafe {
             asm!("vmmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
-                 inout("rdx") a3 => _, options(nostack))
+                 inout("rdx") a3 => _, inout("r10") a4 => _, inout("r8") a5 => _,
+                 options(nostack))
         };
     } else {
         // SAFETY: as above, with Intel's instruction.
         unsafe {
             asm!("vmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
-                 inout("rdx") a3 => _, options(nostack))
+                 inout("rdx") a3 => _, inout("r10") a4 => _, inout("r8") a5 => _,
+                 options(nostack))
         };
     }
     rax as i64
@@ -172,32 +177,36 @@ impl Hypervisor for X86 {
         self.mechanism.store(code, Ordering::Release);
     }
 
-    fn hypercall(&self, op: u32, cmd: u64, arg: &mut [u8]) -> i64 {
-        let address = if arg.is_empty() {
-            0
-        } else {
-            arg.as_mut_ptr() as u64
-        };
+    fn hypercall(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64 {
+        let mut regs = [0u64; 5];
+        for (reg, arg) in regs.iter_mut().zip(args.iter_mut()) {
+            *reg = match arg {
+                Arg::Unused | Arg::Null => 0,
+                Arg::Value(value) => *value,
+                Arg::Buffer([]) => 0,
+                Arg::Buffer(bytes) => bytes.as_mut_ptr() as u64,
+                Arg::BufferWithHandle {
+                    arg,
+                    handle_offset,
+                    buffer,
+                } => {
+                    let address = buffer.as_mut_ptr() as u64;
+                    let handle = handle_offset
+                        .checked_add(8)
+                        .and_then(|end| arg.get_mut(*handle_offset..end));
+                    let Some(handle) = handle else {
+                        return EINVAL; // The core checks the offset; never panic on a bad one.
+                    };
+                    handle.copy_from_slice(&address.to_le_bytes());
+                    arg.as_mut_ptr() as u64
+                }
+            };
+        }
         match self.mechanism.load(Ordering::Acquire) {
-            MECHANISM_VMCALL => vmcall(op, cmd, address, 0, false),
-            MECHANISM_VMMCALL => vmcall(op, cmd, address, 0, true),
+            MECHANISM_VMCALL => vmcall(op, regs, false),
+            MECHANISM_VMMCALL => vmcall(op, regs, true),
             _ => ENOSYS,
         }
-    }
-
-    fn hypercall_with_buffer(
-        &self,
-        op: u32,
-        cmd: u64,
-        arg: &mut [u8],
-        handle_offset: usize,
-        buffer: &mut [u8],
-    ) -> i64 {
-        let Some(handle) = arg.get_mut(handle_offset..handle_offset + 8) else {
-            return -22; // -EINVAL: the core guarantees this does not happen.
-        };
-        handle.copy_from_slice(&(buffer.as_mut_ptr() as u64).to_le_bytes());
-        self.hypercall(op, cmd, arg)
     }
 
     fn allocate_frames(&self, count: u32) -> Option<u64> {
@@ -212,27 +221,5 @@ impl Hypervisor for X86 {
 
     fn allocate_hypercall_page(&self) -> Option<u64> {
         None
-    }
-
-    fn vcpu_op(&self, cmd: u32, vcpu: u32, arg: &mut [u8]) -> i64 {
-        const HYPERVISOR_VCPU_OP: u32 = 24;
-        let address = arg.as_mut_ptr() as u64;
-        match self.mechanism.load(Ordering::Acquire) {
-            MECHANISM_VMCALL => vmcall(
-                HYPERVISOR_VCPU_OP,
-                u64::from(cmd),
-                u64::from(vcpu),
-                address,
-                false,
-            ),
-            MECHANISM_VMMCALL => vmcall(
-                HYPERVISOR_VCPU_OP,
-                u64::from(cmd),
-                u64::from(vcpu),
-                address,
-                true,
-            ),
-            _ => ENOSYS,
-        }
     }
 }
