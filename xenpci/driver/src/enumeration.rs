@@ -11,9 +11,10 @@
 //! the PnP manager never saw it).
 //!
 //! Concurrency: one table per bus, behind the bus's child-list lock; every method runs under
-//! it (PASSIVE_LEVEL, except that none of them blocks, so DISPATCH_LEVEL under a spin lock is
-//! fine too). Nothing here allocates: the table has `N` slots, the capacity of the core's
-//! hotplug table.
+//! it. [`ChildTable::describe_pending`] blocks in its reader (the store), so it runs at
+//! PASSIVE_LEVEL under a lock that may be held while waiting (a mutex, not a spin lock); the
+//! other methods never block. Nothing here allocates: the table has `N` slots, the capacity of
+//! the core's hotplug table.
 #![forbid(unsafe_code)]
 
 use xenpci_core::xenbus::{Change, ChildError, ChildInfo, DeviceClass, PdoDescription};
