@@ -10,8 +10,13 @@
 #![cfg_attr(target_os = "windows", no_std)]
 #![deny(unsafe_code)]
 
+pub mod bus;
+#[cfg(test)]
+mod bus_tests;
 pub mod child;
+pub mod enumeration;
 pub mod ids;
+pub mod pdo;
 pub mod pnp;
 pub mod resources;
 pub mod start;

@@ -22,7 +22,7 @@ const MECHANISM_VMCALL: u8 = 1;
 const MECHANISM_VMMCALL: u8 = 2;
 /// Hypercall failure when no instruction was chosen: `-ENOSYS`.
 const ENOSYS: i64 = -38;
-/// A malformed argument (a guest-handle field outside its structure): `-EINVAL`.
+/// A malformed argument the core should have refused: `-EINVAL`.
 const EINVAL: i64 = -22;
 
 /// The bus's view of the CPU. One instance is shared by all vCPUs; every field is atomic.
@@ -130,59 +130,27 @@ impl PortIo for X86 {
     }
 }
 
-/// Issues hypercall `op` with the five argument registers (RDI, RSI, RDX, R10, R8).
 fn vmcall(op: u32, regs: [u64; 5], amd: bool) -> i64 {
     let mut rax = u64::from(op);
+    let [a1, a2, a3, a4, a5] = regs;
     if amd {
-        // SAFETY:
-        // 1. Xen's hypercall ABI (module docs): number in RAX, arguments in RDI, RSI, RDX, R10,
-        //    R8, result in RAX; Xen may change the argument registers, so all are clobbered.
-        // 2. Every register that carries an address names memory the caller holds borrowed for
-        //    the whole call (`Hypervisor::hypercall`'s `Arg` buffers), valid for Xen's reads and
-        //    writes.
+        // SAFETY: Xen's hypercall ABI (module docs); the argument pointers are valid for the
+        // hypercall's reads and writes (the callers' contract); the argument registers are
+        // declared clobbered.
         unsafe {
-            asm!("vmmcall", inout("rax") rax, inout("rdi") regs[0] => _, inout("rsi") regs[1] => _,
-                 inout("rdx") regs[2] => _, inout("r10") regs[3] => _, inout("r8") regs[4] => _,
+            asm!("vmmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
+                 inout("rdx") a3 => _, inout("r10") a4 => _, inout("r8") a5 => _,
                  options(nostack))
         };
     } else {
         // SAFETY: as above, with Intel's instruction.
         unsafe {
-            asm!("vmcall", inout("rax") rax, inout("rdi") regs[0] => _, inout("rsi") regs[1] => _,
-                 inout("rdx") regs[2] => _, inout("r10") regs[3] => _, inout("r8") regs[4] => _,
+            asm!("vmcall", inout("rax") rax, inout("rdi") a1 => _, inout("rsi") a2 => _,
+                 inout("rdx") a3 => _, inout("r10") a4 => _, inout("r8") a5 => _,
                  options(nostack))
         };
     }
     rax as i64
-}
-
-/// The register value of one hypercall argument: scalars as they are, buffers as the guest
-/// virtual address of their first byte (0 for an empty one). A structure with a guest-handle
-/// field first gets its buffer's address written into that field; an out-of-range handle
-/// offset (which the core's table refuses before any platform call) answers `None`.
-fn register(arg: &mut Arg<'_>) -> Option<u64> {
-    fn address(bytes: &mut [u8]) -> u64 {
-        if bytes.is_empty() {
-            0
-        } else {
-            bytes.as_mut_ptr() as u64
-        }
-    }
-    match arg {
-        Arg::Unused | Arg::Null | Arg::Value(_) => arg.scalar(),
-        Arg::Buffer(bytes) => Some(address(bytes)),
-        Arg::BufferWithHandle {
-            arg,
-            handle_offset,
-            buffer,
-        } => {
-            let end = handle_offset.checked_add(8)?;
-            let handle = address(buffer);
-            arg.get_mut(*handle_offset..end)?
-                .copy_from_slice(&handle.to_le_bytes());
-            Some(address(arg))
-        }
-    }
 }
 
 impl Hypervisor for X86 {
@@ -212,10 +180,27 @@ impl Hypervisor for X86 {
     fn hypercall(&self, op: u32, args: &mut [Arg<'_>; 5]) -> i64 {
         let mut regs = [0u64; 5];
         for (reg, arg) in regs.iter_mut().zip(args.iter_mut()) {
-            let Some(value) = register(arg) else {
-                return EINVAL;
+            *reg = match arg {
+                Arg::Unused | Arg::Null => 0,
+                Arg::Value(value) => *value,
+                Arg::Buffer([]) => 0,
+                Arg::Buffer(bytes) => bytes.as_mut_ptr() as u64,
+                Arg::BufferWithHandle {
+                    arg,
+                    handle_offset,
+                    buffer,
+                } => {
+                    let address = buffer.as_mut_ptr() as u64;
+                    let handle = handle_offset
+                        .checked_add(8)
+                        .and_then(|end| arg.get_mut(*handle_offset..end));
+                    let Some(handle) = handle else {
+                        return EINVAL; // The core checks the offset; never panic on a bad one.
+                    };
+                    handle.copy_from_slice(&address.to_le_bytes());
+                    arg.as_mut_ptr() as u64
+                }
             };
-            *reg = value;
         }
         match self.mechanism.load(Ordering::Acquire) {
             MECHANISM_VMCALL => vmcall(op, regs, false),
