@@ -27,6 +27,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod ctrl;
 pub mod device;
 pub mod negotiate;
 pub mod packet;
@@ -39,6 +40,7 @@ mod tx;
 mod txplan;
 pub mod types;
 
+pub use ctrl::{toeplitz, ControlError, ControlRing, HashTypes, RssConfig};
 pub use device::{NetConfig, Netfront, RingPages};
 pub use negotiate::{BackendFeatures, FeatureError, FrontendConfig, FrontendParams, MAX_QUEUES};
 pub use platform::{Events, Grants, GuestMemory, Io, LogEvent, RingKind};
