@@ -271,7 +271,7 @@ pub fn service(front: &mut NetFront<'_, '_>, out: &mut Collected) -> Outcome {
 }
 
 /// Services the device until `done` holds, waiting for events in between; fails after
-/// [`IO_TIMEOUT`] with `what`.
+/// the scenario's I/O timeout with `what`.
 pub fn pump_until(
     front: &mut NetFront<'_, '_>,
     out: &mut Collected,
