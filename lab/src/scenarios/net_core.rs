@@ -74,6 +74,8 @@ struct Variant {
     queues: Option<u32>,
     /// Use the control ring (when offered) and check the receive hash and steering.
     rss: bool,
+    /// Disconnect with frames in flight both ways and connect again.
+    reconnect: bool,
 }
 
 fn run_default(cx: &mut Context) -> Outcome {
@@ -85,6 +87,7 @@ fn run_default(cx: &mut Context) -> Outcome {
             size_step: 1,
             queues: None,
             rss: true,
+            reconnect: true,
         },
     )
 }
@@ -98,6 +101,7 @@ fn run_one_queue(cx: &mut Context) -> Outcome {
             size_step: 7,
             queues: Some(1),
             rss: false,
+            reconnect: false,
         },
     );
     // Later scenarios load netback with its defaults.
@@ -432,17 +436,17 @@ fn session(cx: &mut Context, store: &mut Store, fe: &str, be: &str, v: &Variant)
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn connected_session(
-    cx: &mut Context,
+/// Negotiates with the backend (at its InitWait), attaches the rings (and the control ring
+/// when `v.rss` and offered), publishes the nodes, switches to Connected and waits for the
+/// backend to follow; then posts the receive buffers.
+fn connect(
     store: &mut Store,
     fe: &str,
     be: &str,
     v: &Variant,
-    vif: &str,
     features: &BackendFeatures,
     front: &mut NetFront<'_, '_>,
-) -> Outcome {
+) -> Result<FrontendParams, Failure> {
     let params: FrontendParams = front
         .dev
         .negotiate(&FrontendConfig::default(), features)
@@ -518,13 +522,29 @@ fn connected_session(
         format!("{fe}/state"),
         XenbusState::Connected.as_str().into(),
     ));
-    let started = Instant::now();
     store.write_all(&nodes)?;
     store.write(&format!("{be}/hotplug-status"), "connected")?;
     store.expect_state("backend", be, XenbusState::Connected, CONNECT_TIMEOUT)?;
-    cx.duration("connect", started.elapsed(), "ms");
     front.with_io(|dev, io| dev.connected(io));
     front.dev.set_backend_state(XenbusState::Connected);
+    Ok(params)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn connected_session(
+    cx: &mut Context,
+    store: &mut Store,
+    fe: &str,
+    be: &str,
+    v: &Variant,
+    vif: &str,
+    features: &BackendFeatures,
+    front: &mut NetFront<'_, '_>,
+) -> Outcome {
+    let started = Instant::now();
+    let params = connect(store, fe, be, v, features, front)?;
+    cx.duration("connect", started.elapsed(), "ms");
+    let queues = params.queues as usize;
     cx.text(
         "negotiated",
         &format!(
@@ -745,6 +765,11 @@ fn connected_session(
         rss(cx, front, &ipv4, queues)?;
     }
 
+    // 6. A reconnect with traffic flowing.
+    if v.reconnect {
+        reconnect(cx, store, fe, be, v, front, &plain, &mut tag)?;
+    }
+
     let c = front.dev.counters();
     cx.figure(
         "frames verified",
@@ -912,5 +937,157 @@ fn rss(
             sent.len()
         ),
     );
+    Ok(())
+}
+
+/// Frames go out from the core and in from dom0 while the frontend closes: every send
+/// completes exactly once (sent or aborted), no frame appears twice on the vif, every grant
+/// is back; then Initialising → the backend's InitWait → a new negotiation and connection,
+/// and frames flow both ways again.
+#[allow(clippy::too_many_arguments)]
+fn reconnect(
+    cx: &mut Context,
+    store: &mut Store,
+    fe: &str,
+    be: &str,
+    v: &Variant,
+    front: &mut NetFront<'_, '_>,
+    plain: &PacketSocket,
+    tag: &mut u64,
+) -> Outcome {
+    let queues = front.dev.queue_count();
+    let first = *tag;
+    let mut in_flight = Vec::new();
+    for slot in 0..BATCH {
+        let frame = plain_frame([0xff; 6], MAC, 200 + slot, *tag as u32);
+        submit(
+            front,
+            slot % queues,
+            slot,
+            &frame,
+            1,
+            TxOffload::default(),
+            *tag,
+        )?;
+        in_flight.push(frame);
+        *tag += 1;
+    }
+    for _ in 0..8 {
+        plain
+            .send(&plain_frame(MAC, PEER_MAC, 100, *tag as u32))
+            .context("send on the vif")?;
+        *tag += 1;
+    }
+    let started = Instant::now();
+    store.disconnect(fe, be, CONNECT_TIMEOUT)?;
+    let mut completions = Vec::new();
+    front.with_io(|dev, io| {
+        for q in dev.queues_mut() {
+            // Whatever the backend answered before it closed.
+            q.poll_tx(io, |c| completions.push(c));
+        }
+        dev.disconnect(io, |c| completions.push(c));
+    });
+    ensure(front.with_ctrl(|c, io| c.disconnect(io)), || {
+        "a control ring grant is still mapped".into()
+    })?;
+    let mut tags: Vec<u64> = completions.iter().map(|c| c.tag.0).collect();
+    tags.sort_unstable();
+    ensure(
+        tags == (first..first + BATCH as u64).collect::<Vec<_>>(),
+        || format!("completions {completions:?} for tags {first}.. ({BATCH} sent)"),
+    )?;
+    let sent = completions
+        .iter()
+        .filter(|c| c.status == TxStatus::Ok)
+        .count();
+    let aborted = completions
+        .iter()
+        .filter(|c| c.status == TxStatus::Aborted)
+        .count();
+    ensure(sent + aborted == BATCH, || {
+        format!("completions {completions:?}")
+    })?;
+    ensure(front.grants.outstanding() == 0, || {
+        format!(
+            "{} grants outstanding after the disconnect",
+            front.grants.outstanding()
+        )
+    })?;
+    if let Some(port) = front.events.ctrl_port.take() {
+        front.events.channels.unbind(port).context("unbind")?;
+    }
+    for (tx, rx) in std::mem::take(&mut front.events.ports) {
+        front.events.channels.unbind(tx).context("unbind")?;
+        if rx != tx {
+            front.events.channels.unbind(rx).context("unbind")?;
+        }
+    }
+    // What reached the vif: frames of the batch, none twice.
+    let mut seen = vec![0u32; BATCH];
+    let mut buf = vec![0u8; 2048];
+    while let Some(n) = plain
+        .recv(&mut buf, Duration::from_millis(500))
+        .context("receive")?
+    {
+        if buf[6..12] != MAC {
+            continue;
+        }
+        let Some(i) = in_flight.iter().position(|f| f[..] == buf[..n]) else {
+            return Err(Failure(format!("a {n}-byte frame not of the batch")));
+        };
+        seen[i] += 1;
+    }
+    ensure(seen.iter().all(|&n| n <= 1), || {
+        format!("frames on the vif per send {seen:?}")
+    })?;
+    let on_vif = seen.iter().filter(|&&n| n == 1).count();
+
+    store.set_state(fe, XenbusState::Initialising)?;
+    store.expect_state("backend", be, XenbusState::InitWait, CONNECT_TIMEOUT)?;
+    front.dev.set_backend_state(XenbusState::InitWait);
+    let features = read_features(store, fe, be)?;
+    let params = connect(store, fe, be, v, &features, front)?;
+    cx.duration("reconnect", started.elapsed(), "ms");
+    cx.text(
+        "in flight at the disconnect",
+        &format!("{BATCH} sends: {sent} completed, {aborted} aborted, {on_vif} seen on the vif"),
+    );
+
+    // Traffic both ways on the new connection.
+    let queues = params.queues as usize;
+    let mut want = Vec::new();
+    let mut out = Collected::default();
+    for slot in 0..BATCH {
+        let frame = plain_frame([0xff; 6], MAC, 300 + slot, *tag as u32);
+        submit(
+            front,
+            slot % queues,
+            slot,
+            &frame,
+            2,
+            TxOffload::default(),
+            *tag,
+        )?;
+        want.push(frame);
+        *tag += 1;
+    }
+    pump_until(front, &mut out, "sends after the reconnect", |o| {
+        o.completions.len() >= BATCH
+    })?;
+    for c in &out.completions {
+        ensure(c.status == TxStatus::Ok, || format!("completion {c:?}"))?;
+    }
+    expect_frames(plain, want, MAC, |_| Ok(()), "frames after the reconnect")?;
+    let mut want = Vec::new();
+    for i in 0..BATCH {
+        let frame = plain_frame(MAC, PEER_MAC, 400 + i, *tag as u32);
+        plain.send(&frame).context("send on the vif")?;
+        want.push(frame);
+        *tag += 1;
+    }
+    pump_until(front, &mut out, "receives after the reconnect", |o| {
+        want.iter().all(|w| o.received.iter().any(|r| r.data == *w))
+    })?;
     Ok(())
 }
