@@ -33,6 +33,7 @@ pub mod gntalloc;
 pub mod gntdev;
 pub mod hypervisor;
 pub mod net;
+pub mod net_vnet;
 pub mod packet;
 pub mod pool;
 pub mod ring;

@@ -14,14 +14,16 @@ use xennet_core::{
 };
 
 use super::net_frames::{
-    check_tcp4_checksum, ipv4_header_ok, plain_frame, tcp4_frame, toeplitz_reference, ChecksumForm,
-    ETHERTYPE_IPV4, ETHERTYPE_TEST, FRONT_IP, PEER_IP,
+    check_tcp4_checksum, ipv4_header_ok, plain_frame, tcp4_checksum_ok, tcp4_frame,
+    tcp4_pseudo_seed, toeplitz_reference, ChecksumForm, ETHERTYPE_IPV4, ETHERTYPE_TEST, FRONT_IP,
+    PEER_IP, TCP4_HEADERS,
 };
 use super::net_smoke::{counter, mac_text};
 use super::toolstack::{device_dirs, remove_device, sh, wait_path, Store};
 use crate::platform::evtchn::EventChannels;
 use crate::platform::gntalloc::Gntalloc;
 use crate::platform::net::{NetFront, POOL_PAGES};
+use crate::platform::net_vnet::{VnetHeader, VnetSocket, VNET_GSO_TCPV4, VNET_NEEDS_CSUM};
 use crate::platform::packet::PacketSocket;
 use crate::platform::pool::PagePool;
 use crate::scenario::{ensure, Context, Failure, Outcome, ResultExt, Scenario};
@@ -762,12 +764,17 @@ fn connected_session(
         reported.join(" ")
     ));
 
-    // 5. Receive side scaling through the control ring.
+    // 5. GSO both ways, when negotiated.
+    if params.gso_tcpv4 {
+        gso(cx, front, vif, &mut tag)?;
+    }
+
+    // 6. Receive side scaling through the control ring.
     if front.ctrl.attached() {
         rss(cx, front, &ipv4, queues)?;
     }
 
-    // 6. A reconnect with traffic flowing.
+    // 7. A reconnect with traffic flowing.
     if v.reconnect {
         reconnect(cx, store, fe, be, v, front, &plain, &mut tag)?;
     }
@@ -1046,7 +1053,19 @@ fn reconnect(
     let on_vif = seen.iter().filter(|&&n| n == 1).count();
 
     store.set_state(fe, XenbusState::Initialising)?;
-    store.expect_state("backend", be, XenbusState::InitWait, CONNECT_TIMEOUT)?;
+    // The backend is Closed until it sees Initialising (which `expect_state` would take for
+    // giving up): poll for InitWait.
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    loop {
+        let state = store.state(be)?;
+        if state == XenbusState::InitWait {
+            break;
+        }
+        ensure(Instant::now() < deadline, || {
+            format!("backend in state {state:?}, not InitWait, after the frontend's Initialising")
+        })?;
+        std::thread::sleep(Duration::from_millis(20));
+    }
     front.dev.set_backend_state(XenbusState::InitWait);
     let features = read_features(store, fe, be)?;
     let params = connect(store, fe, be, v, &features, front)?;
@@ -1091,5 +1110,165 @@ fn reconnect(
     pump_until(front, &mut out, "receives after the reconnect", |o| {
         want.iter().all(|w| o.received.iter().any(|r| r.data == *w))
     })?;
+    Ok(())
+}
+
+/// The MSS of the GSO checks (a 1500-byte MTU's TCP payload with timestamps).
+const GSO_MSS: u16 = 1448;
+
+/// Large sends from the core with `lso_mss`: dom0 receives each as one GSO packet (the
+/// virtio-net header says TCPv4 and the MSS), headers and payload intact. A 20000-byte GSO
+/// packet from dom0 (partial checksum): the core presents it as one packet of
+/// ceil(20000 / MSS) coalesced segments, data intact and the checksum filled in correctly.
+fn gso(cx: &mut Context, front: &mut NetFront<'_, '_>, vif: &str, tag: &mut u64) -> Outcome {
+    let vnet = VnetSocket::open(vif, ETHERTYPE_IPV4).context("open a vnet packet socket")?;
+    let mut out = Collected::default();
+    let payloads = [3 * usize::from(GSO_MSS) + 100, 30_000, 65_000];
+    for payload in payloads {
+        let frame = tcp4_frame(
+            PEER_MAC,
+            MAC,
+            FRONT_IP,
+            PEER_IP,
+            40001,
+            5001,
+            *tag as u32,
+            payload,
+            *tag as u16,
+        );
+        // The headers in one page, the payload in whole pages after it.
+        let mut fragments = Vec::new();
+        front.write_data(0, 100, &frame[..TCP4_HEADERS]);
+        fragments.push(Fragment {
+            frame: front.data_frame(0),
+            offset: 100,
+            length: TCP4_HEADERS as u16,
+        });
+        for (i, chunk) in frame[TCP4_HEADERS..].chunks(4096).enumerate() {
+            front.write_data(1 + i, 0, chunk);
+            fragments.push(Fragment {
+                frame: front.data_frame(1 + i),
+                offset: 0,
+                length: chunk.len() as u16,
+            });
+        }
+        let packet = TxPacket {
+            tag: Tag(*tag),
+            fragments: &fragments,
+            offload: TxOffload {
+                checksum: TxChecksum {
+                    ipv4_header: true,
+                    tcp: true,
+                    udp: false,
+                },
+                lso_mss: Some(GSO_MSS),
+                vlan: None,
+            },
+        };
+        front
+            .with_io(|dev, io| match dev.queue_mut(0) {
+                Some(q) => q.submit(&packet, io).map_err(|e| format!("{e:?}")),
+                None => Err("no queue 0".into()),
+            })
+            .map_err(|e| Failure(format!("large send of {payload} bytes: {e}")))?;
+        *tag += 1;
+        out.completions.clear();
+        pump_until(front, &mut out, "large send completion", |o| {
+            !o.completions.is_empty()
+        })?;
+        let c = out.completions[0];
+        ensure(c.status == TxStatus::Ok, || format!("large send {c:?}"))?;
+        let deadline = Instant::now() + IO_TIMEOUT;
+        let (h, got) = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match vnet.recv(left).context("receive a large send")? {
+                Some((h, f)) if f.len() > 12 && f[6..12] == MAC => break (h, f),
+                Some(_) => {}
+                None => {
+                    return Err(Failure(format!(
+                        "the {payload}-byte large send did not arrive on {vif}"
+                    )))
+                }
+            }
+        };
+        ensure(
+            h.gso_type & 0x7f == VNET_GSO_TCPV4 && h.gso_size == GSO_MSS,
+            || format!("the {payload}-byte large send arrived with {h:?}"),
+        )?;
+        ensure(got.len() == frame.len(), || {
+            format!("{payload}-byte large send arrived as {} bytes", got.len())
+        })?;
+        // Everything but the checksum fields (the TCP one is partial in dom0).
+        let same = got[..24] == frame[..24]
+            && got[26..50] == frame[26..50]
+            && got[TCP4_HEADERS..] == frame[TCP4_HEADERS..];
+        ensure(same, || {
+            format!("the {payload}-byte large send arrived damaged")
+        })?;
+    }
+    cx.text(
+        "gso tx",
+        &format!("{payloads:?}-byte large sends arrived as TCPv4 GSO, MSS {GSO_MSS}, intact"),
+    );
+
+    // dom0 → core.
+    let payload = 20_000;
+    let mut frame = tcp4_frame(
+        MAC, PEER_MAC, PEER_IP, FRONT_IP, 5002, 40002, 7, payload, 0x7e00,
+    );
+    let good = frame.clone();
+    // What a partial checksum holds: the pseudo-header sum.
+    let seed = tcp4_pseudo_seed(&frame);
+    frame[50..52].copy_from_slice(&seed.to_be_bytes());
+    vnet.send(
+        VnetHeader {
+            flags: VNET_NEEDS_CSUM,
+            gso_type: VNET_GSO_TCPV4,
+            hdr_len: TCP4_HEADERS as u16,
+            gso_size: GSO_MSS,
+            csum_start: 34,
+            csum_offset: 16,
+        },
+        &frame,
+    )
+    .context("send a GSO packet")?;
+    out.received.clear();
+    let is_it = |d: &[u8]| d.len() > 60 && d[6..12] == PEER_MAC && d[18..20] == [0x7e, 0];
+    pump_until(front, &mut out, "the GSO packet from dom0", |o| {
+        o.received.iter().any(|r| is_it(&r.data))
+    })?;
+    let r = out
+        .received
+        .iter()
+        .find(|r| is_it(&r.data))
+        .ok_or_else(|| Failure("the GSO packet vanished".into()))?;
+    let segments = payload.div_ceil(usize::from(GSO_MSS));
+    ensure(r.data.len() == good.len(), || {
+        format!(
+            "the {}-byte GSO packet arrived as {} bytes (segmented?)",
+            good.len(),
+            r.data.len()
+        )
+    })?;
+    ensure(usize::from(r.coalesced) == segments, || {
+        format!(
+            "{} coalesced segments reported, {segments} sent",
+            r.coalesced
+        )
+    })?;
+    ensure(
+        r.data[..50] == good[..50] && r.data[52..] == good[52..],
+        || "the GSO packet arrived damaged".into(),
+    )?;
+    ensure(tcp4_checksum_ok(&r.data), || {
+        format!(
+            "the GSO packet's checksum is wrong ({:02x}{:02x}; reported {:?})",
+            r.data[50], r.data[51], r.checksum
+        )
+    })?;
+    cx.text(
+        "gso rx",
+        &format!("{payload} bytes from dom0 as one packet of {segments} coalesced segments, checksum filled"),
+    );
     Ok(())
 }

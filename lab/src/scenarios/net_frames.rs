@@ -110,6 +110,12 @@ pub fn fill_tcp4_checksum(f: &mut [u8]) {
     f[50..52].copy_from_slice(&c.to_be_bytes());
 }
 
+/// The pseudo-header sum of a TCP/IPv4 frame, folded: what the checksum field holds while the
+/// checksum is partial.
+pub fn tcp4_pseudo_seed(f: &[u8]) -> u16 {
+    fold(pseudo_sum_v4(f, f.len() - 34))
+}
+
 /// Whether the IPv4 header checksum verifies.
 pub fn ipv4_header_ok(f: &[u8]) -> bool {
     f.len() >= 34 && fold(ones_sum(0, &f[14..34])) == 0xffff
