@@ -49,7 +49,8 @@ pub const ONE_QUEUE: Scenario = Scenario {
     description: "xen-netback reloaded with max_queues=1 separate_tx_rx_irq=0: xennet-core \
                   adapts (one queue, one event channel: no multi-queue-num-queues, \
                   event-channel written), then frames both ways (sizes 60..=1514 in steps of 7) \
-                  and the checksum offload, as net-core; netback unloaded again after",
+                  and the checksum offload and GSO as net-core; mtu 9000 from the toolstack: \
+                  frames up to 9014 bytes both ways; netback unloaded again after",
     default: false,
     timeout: Duration::from_secs(180),
     run: run_one_queue,
@@ -80,6 +81,8 @@ struct Variant {
     rss: bool,
     /// Disconnect with frames in flight both ways and connect again.
     reconnect: bool,
+    /// The `mtu` the toolstack writes for the vif (and dom0 sets on it); `None`: none written.
+    mtu: Option<u32>,
 }
 
 fn run_default(cx: &mut Context) -> Outcome {
@@ -92,6 +95,7 @@ fn run_default(cx: &mut Context) -> Outcome {
             queues: None,
             rss: true,
             reconnect: true,
+            mtu: None,
         },
     )
 }
@@ -106,6 +110,7 @@ fn run_one_queue(cx: &mut Context) -> Outcome {
             queues: Some(1),
             rss: false,
             reconnect: false,
+            mtu: Some(JUMBO_MTU),
         },
     );
     // Later scenarios load netback with its defaults.
@@ -410,6 +415,9 @@ fn expect_frames(
 
 fn session(cx: &mut Context, store: &mut Store, fe: &str, be: &str, v: &Variant) -> Outcome {
     write_vif_nodes(store, fe, be, v.handle, MAC)?;
+    if let Some(mtu) = v.mtu {
+        store.write(&format!("{be}/mtu"), &mtu.to_string())?;
+    }
     store.expect_state("backend", be, XenbusState::InitWait, CONNECT_TIMEOUT)?;
     let vif = format!("vif0.{}", v.handle);
     wait_path(&format!("/sys/class/net/{vif}"), CONNECT_TIMEOUT)?;
@@ -764,6 +772,17 @@ fn connected_session(
         reported.join(" ")
     ));
 
+    // 4b. A larger MTU: frames up to MTU + 14 both ways, several pages each.
+    if let Some(mtu) = v.mtu {
+        ensure(params.mtu == mtu, || {
+            format!(
+                "the toolstack's mtu {mtu}, the core negotiated {}",
+                params.mtu
+            )
+        })?;
+        jumbo(cx, front, vif, &plain, mtu, &mut tag)?;
+    }
+
     // 5. GSO both ways, when negotiated.
     if params.gso_tcpv4 {
         gso(cx, front, vif, &mut tag)?;
@@ -1110,6 +1129,77 @@ fn reconnect(
     pump_until(front, &mut out, "receives after the reconnect", |o| {
         want.iter().all(|w| o.received.iter().any(|r| r.data == *w))
     })?;
+    Ok(())
+}
+
+/// The MTU `net-one-queue` runs with.
+const JUMBO_MTU: u32 = 9000;
+
+/// Frames longer than a page (up to `mtu` + 14 bytes) both ways: the core's sends in
+/// page-sized fragments, dom0's sends received over several slots (`NETRXF_more_data`).
+fn jumbo(
+    cx: &mut Context,
+    front: &mut NetFront<'_, '_>,
+    vif: &str,
+    plain: &PacketSocket,
+    mtu: u32,
+    tag: &mut u64,
+) -> Outcome {
+    sh("ip", &["link", "set", vif, "mtu", &mtu.to_string()])?;
+    let max = mtu as usize + 14;
+    let sizes = [1515, 4095, 4096, 4097, 6000, 8193, max - 1, max];
+    let mut out = Collected::default();
+    for &len in &sizes {
+        let frame = plain_frame([0xff; 6], MAC, len, *tag as u32);
+        let mut fragments = Vec::new();
+        for (i, chunk) in frame.chunks(4096 - 7).enumerate() {
+            front.write_data(i, 7, chunk);
+            fragments.push(Fragment {
+                frame: front.data_frame(i),
+                offset: 7,
+                length: chunk.len() as u16,
+            });
+        }
+        let packet = TxPacket {
+            tag: Tag(*tag),
+            fragments: &fragments,
+            offload: TxOffload::default(),
+        };
+        *tag += 1;
+        front
+            .with_io(|dev, io| match dev.queue_mut(0) {
+                Some(q) => q.submit(&packet, io).map_err(|e| format!("{e:?}")),
+                None => Err("no queue 0".into()),
+            })
+            .map_err(|e| Failure(format!("send a {len}-byte frame: {e}")))?;
+        out.completions.clear();
+        pump_until(front, &mut out, "a long frame's completion", |o| {
+            !o.completions.is_empty()
+        })?;
+        ensure(out.completions[0].status == TxStatus::Ok, || {
+            format!("{len}-byte frame: {:?}", out.completions[0])
+        })?;
+        expect_frames(
+            plain,
+            vec![frame],
+            MAC,
+            |_| Ok(()),
+            "a long frame from the core",
+        )?;
+    }
+    for &len in &sizes {
+        let frame = plain_frame(MAC, PEER_MAC, len, *tag as u32);
+        *tag += 1;
+        plain.send(&frame).context("send a long frame on the vif")?;
+        out.received.clear();
+        pump_until(front, &mut out, "a long frame from dom0", |o| {
+            o.received.iter().any(|r| r.data == frame)
+        })?;
+    }
+    cx.text(
+        "mtu",
+        &format!("{mtu}: frames of {sizes:?} bytes both ways, intact"),
+    );
     Ok(())
 }
 
