@@ -6,8 +6,9 @@
 //! receive buffers with checksum-verified flags, the backend's RSS hash and the number of
 //! coalesced segments). Everything in between lives here: negotiation with netback
 //! ([`negotiate`]), the transmit and receive rings of each queue ([`NetQueue`]), software
-//! checksum and segmentation where the backend lacks an offload ([`packet`]), and the hardening
-//! of everything the backend writes.
+//! checksum and segmentation where the backend lacks an offload ([`packet`]), the receive side
+//! scaling configuration given to the backend through the control ring ([`ctrl`]), and the
+//! hardening of everything the backend writes.
 //!
 //! # Rules
 //! - `#![no_std]`, no allocation: every pool (pending transmit packets, copy pages, receive
