@@ -11,6 +11,7 @@ pub mod boot;
 pub mod gntalloc_evtchn;
 pub mod hypervisor;
 pub mod linux_frontends;
+pub mod net_checks;
 pub mod net_core;
 pub mod net_frames;
 pub mod net_smoke;
