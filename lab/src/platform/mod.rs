@@ -32,6 +32,8 @@ pub mod evtchn;
 pub mod gntalloc;
 pub mod gntdev;
 pub mod hypervisor;
+pub mod net;
+pub mod net_vnet;
 pub mod packet;
 pub mod pool;
 pub mod ring;

@@ -11,6 +11,9 @@ pub mod boot;
 pub mod gntalloc_evtchn;
 pub mod hypervisor;
 pub mod linux_frontends;
+pub mod net_checks;
+pub mod net_core;
+pub mod net_frames;
 pub mod net_smoke;
 pub mod scsi_core;
 pub mod scsi_smoke;
@@ -47,6 +50,8 @@ pub const REGISTRY: &[Scenario] = &[
     vbd_stress::SOAK_PERSISTENT,
     vbd_stress::SOAK_4K,
     net_smoke::SCENARIO,
+    net_core::SCENARIO,
+    net_core::ONE_QUEUE,
     scsi_smoke::SCENARIO,
     scsi_core::SCENARIO,
     linux_frontends::BLKFRONT,
@@ -113,6 +118,8 @@ mod tests {
                 "vbd-soak-persistent",
                 "vbd-soak-4k",
                 "net-smoke",
+                "net-core",
+                "net-one-queue",
             ] {
                 assert!(at(linux) > at(ours), "{linux} before {ours}");
             }

@@ -6,8 +6,9 @@
 //! receive buffers with checksum-verified flags, the backend's RSS hash and the number of
 //! coalesced segments). Everything in between lives here: negotiation with netback
 //! ([`negotiate`]), the transmit and receive rings of each queue ([`NetQueue`]), software
-//! checksum and segmentation where the backend lacks an offload ([`packet`]), and the hardening
-//! of everything the backend writes.
+//! checksum and segmentation where the backend lacks an offload ([`packet`]), the receive side
+//! scaling configuration given to the backend through the control ring ([`ctrl`]), and the
+//! hardening of everything the backend writes.
 //!
 //! # Rules
 //! - `#![no_std]`, no allocation: every pool (pending transmit packets, copy pages, receive
@@ -27,6 +28,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod ctrl;
 pub mod device;
 pub mod negotiate;
 pub mod packet;
@@ -39,6 +41,7 @@ mod tx;
 mod txplan;
 pub mod types;
 
+pub use ctrl::{toeplitz, ControlError, ControlRing, HashTypes, RssConfig};
 pub use device::{NetConfig, Netfront, RingPages};
 pub use negotiate::{BackendFeatures, FeatureError, FrontendConfig, FrontendParams, MAX_QUEUES};
 pub use platform::{Events, Grants, GuestMemory, Io, LogEvent, RingKind};

@@ -108,7 +108,7 @@ pub struct BackendFeatures {
     pub split_event_channels: bool,
     /// `multi-queue-max-queues` (1 when absent).
     pub max_queues: u32,
-    /// `feature-ctrl-ring` (recorded; the control ring is not driven by this core yet).
+    /// `feature-ctrl-ring`: the shell may attach a [`ControlRing`](crate::ControlRing).
     pub ctrl_ring: bool,
     /// `feature-multicast-control` (recorded; not driven yet).
     pub multicast_control: bool,

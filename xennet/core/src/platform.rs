@@ -35,6 +35,8 @@ pub enum RingKind {
     Tx,
     /// The receive ring.
     Rx,
+    /// The device's control ring (`queue` is 0).
+    Control,
 }
 
 /// Something worth a log line.
