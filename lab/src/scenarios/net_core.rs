@@ -35,7 +35,7 @@ pub const SCENARIO: Scenario = Scenario {
                   (good and bad) reported truthfully; Toeplitz RSS set through the control ring: \
                   each received hash = one computed in dom0, on the table's queue; a reconnect \
                   with frames in flight both ways; every grant back",
-    default: false,
+    default: true,
     timeout: Duration::from_secs(300),
     run: run_default,
 };
@@ -48,7 +48,7 @@ pub const ONE_QUEUE: Scenario = Scenario {
                   event-channel written), then frames both ways (sizes 60..=1514 in steps of 7) \
                   and the checksum offload and GSO as net-core; mtu 9000 from the toolstack: \
                   frames up to 9014 bytes both ways; netback unloaded again after",
-    default: false,
+    default: true,
     timeout: Duration::from_secs(180),
     run: run_one_queue,
 };
