@@ -26,6 +26,7 @@
 pub mod engine;
 pub mod layout;
 pub mod negotiate;
+pub mod order;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ pub use negotiate::{
     toolstack_trusts_backend, BackendFeatures, DeviceType, FeatureError, FrontendConfig,
     FrontendParams, NodeError, MAX_QUEUES, MAX_RING_PAGE_ORDER,
 };
+pub use order::DeviceOrder;
 
 use crate::types::GuestMemory;
 
@@ -121,6 +123,13 @@ pub enum LogEvent {
 pub trait Events {
     /// Notifies the backend through queue `queue`'s event channel.
     fn notify(&mut self, queue: usize);
+    /// Asks the shell to poll queue `queue`'s engine soon (queue its DPC): a flush waiting there
+    /// for other queues' writes ([`DeviceOrder`]) may now be issued. Called by an engine of
+    /// another queue, under that queue's lock. The default does nothing: the flush then waits
+    /// for its queue's next `poll`, `submit` or `on_timer`.
+    fn wake(&mut self, queue: usize) {
+        let _ = queue;
+    }
     /// Records an event; the default ignores it.
     fn log(&mut self, event: LogEvent) {
         let _ = event;
@@ -136,6 +145,10 @@ pub struct Io<'a, G, N, M> {
     pub events: &'a mut N,
     /// Guest memory, for bounce, persistent and indirect pages.
     pub memory: &'a mut M,
+    /// The device-wide flush ordering, for an engine that drives one queue of several
+    /// ([`EngineConfig::queue`](engine::EngineConfig::queue)); `None` for an engine that drives
+    /// every queue of its device itself.
+    pub order: Option<&'a DeviceOrder>,
 }
 
 impl<'a, G: Grants, N: Events, M: GuestMemory> Io<'a, G, N, M> {
@@ -145,7 +158,15 @@ impl<'a, G: Grants, N: Events, M: GuestMemory> Io<'a, G, N, M> {
             grants,
             events,
             memory,
+            order: None,
         }
+    }
+
+    /// The same, for an engine that drives one queue of a device: every call of every queue's
+    /// engine must be given the device's one `order`.
+    pub fn with_order(mut self, order: &'a DeviceOrder) -> Self {
+        self.order = Some(order);
+        self
     }
 }
 

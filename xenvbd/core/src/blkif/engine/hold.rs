@@ -347,6 +347,7 @@ impl<
             self.abort_job(j, BlockStatus::Reset, io, &mut complete);
             n += 1;
         }
+        self.publish_order(io);
         n
     }
 

@@ -26,8 +26,41 @@ impl<
         const IND: usize,
     > Blkif<JOBS, SEGS, SLOTS, POOL, IND>
 {
-    /// Issues queued work in order until something is missing.
+    /// Issues queued work in order until something is missing, then tells the device-wide
+    /// flush ordering (if any) where this queue's writes stand.
     pub(super) fn dispatch<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) {
+        self.dispatch_queued(io, complete);
+        self.publish_order(io);
+    }
+
+    /// Publishes this queue's oldest unanswered write to the [`DeviceOrder`] and wakes the
+    /// queues whose flush may have become issuable.
+    pub(super) fn publish_order<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        let Some(order) = io.order else {
+            return;
+        };
+        // The queue is in submission order, so the first write in it is the oldest.
+        let oldest = self.order[..self.order_len]
+            .iter()
+            .map(|&j| &self.jobs[usize::from(j)])
+            .find(|job| matches!(job.op, BlockOp::Write { .. } | BlockOp::Discard { .. }))
+            .map_or(u64::MAX, |job| job.seq);
+        let mut wake = order.publish_oldest(usize::from(self.config.queue), oldest);
+        while wake != 0 {
+            let q = wake.trailing_zeros();
+            wake &= wake - 1;
+            io.events.wake(q as usize);
+        }
+    }
+
+    fn dispatch_queued<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         io: &mut Io<'_, G, N, M>,
         complete: &mut impl FnMut(BlockCompletion),
@@ -47,6 +80,14 @@ impl<
                 }
                 if job.issued {
                     break; // later operations wait for the flush
+                }
+                // Writes accepted earlier on the device's other queues first.
+                if job.phase == Phase::Main
+                    && io.order.is_some_and(|o| {
+                        !o.flush_may_issue(usize::from(self.config.queue), job.seq)
+                    })
+                {
+                    break;
                 }
             }
             if job.fully_issued() {
@@ -73,7 +114,7 @@ impl<
             }
             if let Some(ring) = self.rings[q].as_mut() {
                 if ring.push_requests_and_check_notify() {
-                    io.events.notify(q);
+                    io.events.notify(usize::from(self.config.queue) + q);
                 }
             }
         }

@@ -60,6 +60,11 @@ pub struct EngineConfig {
     pub handle: u16,
     /// Deadlines checked by [`Blkif::on_timer`].
     pub timeouts: Timeouts,
+    /// The device queue this engine drives when each queue has an engine of its own (attached
+    /// with [`Blkif::attach_queue`], called with [`Io::with_order`]): the index given to
+    /// [`Events::notify`] for its ring and to [`DeviceOrder`](super::DeviceOrder). 0 for an
+    /// engine that drives every queue itself.
+    pub queue: u8,
 }
 
 impl EngineConfig {
@@ -70,6 +75,15 @@ impl EngineConfig {
             backend,
             handle,
             timeouts: Timeouts::default(),
+            queue: 0,
+        }
+    }
+
+    /// Settings for the engine of queue `queue` of a device whose queues each have their own.
+    pub fn for_queue(backend: DomId, handle: u16, queue: u8) -> Self {
+        EngineConfig {
+            queue,
+            ..Self::new(backend, handle)
         }
     }
 }
@@ -163,6 +177,9 @@ struct Job<const S: usize> {
     delivered: bool,
     /// Engine time ([`Blkif::on_timer`]) at submission.
     submitted: u64,
+    /// With a [`DeviceOrder`](super::DeviceOrder): a write's or discard's sequence number, a
+    /// flush's mark.
+    seq: u64,
 }
 
 impl<const S: usize> Job<S> {
@@ -187,6 +204,7 @@ impl<const S: usize> Job<S> {
         result: None,
         delivered: false,
         submitted: 0,
+        seq: 0,
     };
 
     fn bytes(&self) -> u64 {
@@ -457,6 +475,30 @@ impl<
         self.attach_rings(params, [(mem, ring_frames)], io)
     }
 
+    /// At `InitWait`, for the engine of one queue of a device whose queues each have their own
+    /// engine ([`EngineConfig::queue`]): this queue's ring (its pages and their guest frames).
+    /// `params` are the device's (publish them once, with every queue's references); this
+    /// engine drives one ring of them, so every request it issues goes on its own queue.
+    pub fn attach_queue<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        params: FrontendParams,
+        mem: RingMemory,
+        ring_frames: &[u64],
+        io: &mut Io<'_, G, N, M>,
+    ) -> Result<(), GrantError> {
+        if usize::from(self.config.queue) >= QUEUES || u32::from(self.config.queue) >= params.queues
+        {
+            return Err(GrantError::BadCapacity {
+                requested: params.queues,
+            });
+        }
+        let own = FrontendParams {
+            queues: 1,
+            ..params
+        };
+        self.attach_rings(own, [(mem, ring_frames)], io)
+    }
+
     /// At `InitWait`: takes the negotiated parameters and one ring per queue — the pages
     /// (`RingMemory`) and their guest frames, 2^`ring_page_order` of them — initialises the
     /// rings and grants their pages to the backend. Then publish with
@@ -547,7 +589,7 @@ impl<
         self.state = EngineState::Probing;
         self.probe = Probe::First;
         if ring.push_requests_and_check_notify() {
-            io.events.notify(0);
+            io.events.notify(usize::from(self.config.queue));
         }
     }
 
@@ -621,6 +663,13 @@ impl<
         } else if !segments.is_empty() {
             job.live = false;
             return Err(SubmitError::Invalid);
+        }
+        if let Some(order) = io.order {
+            let job = &mut self.jobs[index];
+            job.seq = match job.op {
+                BlockOp::Flush => order.flush_mark(),
+                _ => order.accept_write(),
+            };
         }
         self.order[self.order_len] = index as u16;
         self.order_len += 1;
@@ -768,6 +817,7 @@ impl<
             let j = self.order[0] as usize;
             self.decide(j, BlockStatus::Disconnected, 0, &mut complete);
         }
+        self.publish_order(io);
         self.state = EngineState::Closed;
     }
 
@@ -1022,7 +1072,7 @@ impl<
                 let n = layout::confirm_probe(chosen, self.config.handle, &mut out);
                 ring.push_request(&out[..n]).map_err(EngineError::Ring)?;
                 if ring.push_requests_and_check_notify() {
-                    io.events.notify(0);
+                    io.events.notify(usize::from(self.config.queue));
                 }
                 self.layout = chosen;
                 self.probe = Probe::Confirm(chosen);

@@ -22,6 +22,7 @@ mod held;
 mod hostile;
 mod multi;
 mod negotiate;
+mod per_queue;
 mod timeout;
 mod trust;
 
@@ -107,6 +108,8 @@ struct Ev {
     notifies: u32,
     per_queue: Vec<u32>,
     log: Vec<LogEvent>,
+    /// Queues another queue's engine asked to be polled.
+    wakes: Vec<usize>,
 }
 
 impl Events for Ev {
@@ -119,6 +122,9 @@ impl Events for Ev {
     }
     fn log(&mut self, event: LogEvent) {
         self.log.push(event);
+    }
+    fn wake(&mut self, queue: usize) {
+        self.wakes.push(queue);
     }
 }
 
