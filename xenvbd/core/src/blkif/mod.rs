@@ -291,7 +291,7 @@ impl fmt::Display for EngineError {
 }
 
 /// The engine's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {
     /// Block operations accepted.
     pub requests: u64,
@@ -322,4 +322,30 @@ pub struct Counters {
     pub aborted: u64,
     /// The layout in use, once probed.
     pub layout: Option<Layout>,
+}
+
+impl Counters {
+    /// All zero.
+    pub const ZERO: Counters = Counters {
+        requests: 0,
+        ring_requests: 0,
+        queue_requests: [0; MAX_QUEUES as usize],
+        segments: 0,
+        bounced_segments: 0,
+        indirect_requests: 0,
+        persistent_hits: 0,
+        errors: 0,
+        resubmitted: 0,
+        deferred_revocations: 0,
+        revocations_completed: 0,
+        leaked_pages: 0,
+        aborted: 0,
+        layout: None,
+    };
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::ZERO
+    }
 }

@@ -70,11 +70,11 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// Settings for the device `handle` of backend domain `backend`, with the default
     /// [`Timeouts`].
-    pub fn new(backend: DomId, handle: u16) -> Self {
+    pub const fn new(backend: DomId, handle: u16) -> Self {
         EngineConfig {
             backend,
             handle,
-            timeouts: Timeouts::default(),
+            timeouts: Timeouts::DEFAULT,
             queue: 0,
         }
     }
@@ -207,6 +207,30 @@ impl<const S: usize> Job<S> {
         seq: 0,
     };
 
+    /// Back to [`EMPTY`](Self::EMPTY), field by field (the segment list is dead beyond
+    /// `nsegs`; every piece is cleared because [`holds_guest_pages`](Self::holds_guest_pages)
+    /// looks at all of them).
+    fn clear(&mut self) {
+        self.live = false;
+        self.tag = Tag(0);
+        self.op = BlockOp::Flush;
+        self.nsegs = 0;
+        for piece in self.pieces.iter_mut() {
+            *piece = EMPTY_PIECE;
+        }
+        self.npieces = 0;
+        self.planned = false;
+        self.next_piece = 0;
+        self.issued = false;
+        self.outstanding = 0;
+        self.phase = Phase::Main;
+        self.fail = None;
+        self.result = None;
+        self.delivered = false;
+        self.submitted = 0;
+        self.seq = 0;
+    }
+
     fn bytes(&self) -> u64 {
         match self.op {
             BlockOp::Read { sectors, .. } | BlockOp::Write { sectors, .. } => sectors * 512,
@@ -323,7 +347,7 @@ enum Probe {
 ///   plus one per page of bounced data; submit refuses lists that do not fit).
 /// - `SLOTS`: ring requests in flight (the in-flight table).
 /// - `POOL`: bounce/persistent pages; `IND`: indirect pages. Their guest frames are given to
-///   [`new`](Self::new) and accessed through [`GuestMemory`].
+///   [`init`](Self::init) and accessed through [`GuestMemory`].
 #[derive(Debug)]
 pub struct Blkif<
     const JOBS: usize,
@@ -370,44 +394,84 @@ impl<
         const IND: usize,
     > Blkif<JOBS, SEGS, SLOTS, POOL, IND>
 {
-    /// An engine with the guest frames of its bounce/persistent pages and indirect pages
-    /// (preallocated by the platform, never freed while the engine lives).
-    pub fn new(
+    /// An engine with nothing in it, for a `static` or for memory the shell initialises with
+    /// it; [`init`](Self::init) then gives it its settings and pages in place.
+    pub const EMPTY: Self = Blkif {
+        config: EngineConfig::new(0, 0),
+        params: None,
+        block_size: SECTOR,
+        state: EngineState::Disconnected,
+        probe: Probe::First,
+        rings: [const { None }; QUEUES],
+        queues: 0,
+        queue_load: [0; QUEUES],
+        next_queue: 0,
+        layout: Layout::X86_64,
+        ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
+        old_ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
+        quiescing: false,
+        ledger: Ledger::ZERO,
+        jobs: [Job::EMPTY; JOBS],
+        order: [0; JOBS],
+        order_len: 0,
+        slots: [EMPTY_SLOT; SLOTS],
+        pool: [EMPTY_PAGE; POOL],
+        indirect: [EMPTY_PAGE; IND],
+        counters: Counters::ZERO,
+    };
+
+    /// Makes this engine a fresh one, in place, with the guest frames of its bounce/persistent
+    /// pages and indirect pages (preallocated by the platform, never freed while the engine
+    /// lives). Call it on [`EMPTY`](Self::EMPTY) memory, or on an engine that is shut down and
+    /// holds nothing ([`holdings`](Self::holdings)): whatever it held is forgotten. Writes field
+    /// by field; nothing the size of the engine or of a job is built on the stack.
+    pub fn init(
+        &mut self,
         config: EngineConfig,
         pool_frames: &[u64; POOL],
         indirect_frames: &[u64; IND],
-    ) -> Self {
-        let mut pool = [EMPTY_PAGE; POOL];
-        for (p, f) in pool.iter_mut().zip(pool_frames) {
-            p.frame = *f;
+    ) {
+        self.config = config;
+        self.params = None;
+        self.block_size = SECTOR;
+        self.state = EngineState::Disconnected;
+        self.probe = Probe::First;
+        for ring in self.rings.iter_mut() {
+            *ring = None;
         }
-        let mut indirect = [EMPTY_PAGE; IND];
-        for (p, f) in indirect.iter_mut().zip(indirect_frames) {
-            p.frame = *f;
+        self.queues = 0;
+        self.queue_load = [0; QUEUES];
+        self.next_queue = 0;
+        self.layout = Layout::X86_64;
+        for grefs in self
+            .ring_grefs
+            .iter_mut()
+            .chain(self.old_ring_grefs.iter_mut())
+        {
+            *grefs = [Access::None; RING_PAGES];
         }
-        Blkif {
-            config,
-            params: None,
-            block_size: SECTOR,
-            state: EngineState::Disconnected,
-            probe: Probe::First,
-            rings: [const { None }; QUEUES],
-            queues: 0,
-            queue_load: [0; QUEUES],
-            next_queue: 0,
-            layout: Layout::X86_64,
-            ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
-            old_ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
-            quiescing: false,
-            ledger: Ledger::default(),
-            jobs: [Job::EMPTY; JOBS],
-            order: [0; JOBS],
-            order_len: 0,
-            slots: [EMPTY_SLOT; SLOTS],
-            pool,
-            indirect,
-            counters: Counters::default(),
+        self.quiescing = false;
+        self.ledger = Ledger::ZERO;
+        for job in self.jobs.iter_mut() {
+            job.clear();
         }
+        self.order_len = 0;
+        for slot in self.slots.iter_mut() {
+            *slot = EMPTY_SLOT;
+        }
+        for (p, f) in self.pool.iter_mut().zip(pool_frames) {
+            *p = PoolPage {
+                frame: *f,
+                ..EMPTY_PAGE
+            };
+        }
+        for (p, f) in self.indirect.iter_mut().zip(indirect_frames) {
+            *p = PoolPage {
+                frame: *f,
+                ..EMPTY_PAGE
+            };
+        }
+        self.counters = Counters::ZERO;
     }
 
     /// The state.
@@ -617,14 +681,13 @@ impl<
             return Err(SubmitError::QueueFull);
         };
         let job = &mut self.jobs[index];
-        *job = Job {
-            live: true,
-            tag,
-            op,
-            nsegs: segments.len() as u16,
-            submitted: self.ledger.now,
-            ..Job::EMPTY
-        };
+        // In place: a whole job is far too big to build on the stack.
+        job.clear();
+        job.live = true;
+        job.tag = tag;
+        job.op = op;
+        job.nsegs = segments.len() as u16;
+        job.submitted = self.ledger.now;
         job.segs[..segments.len()].copy_from_slice(segments);
         if job.is_data() {
             let bad_seg = segments.iter().any(|s| {

@@ -45,11 +45,11 @@ impl PerQueue {
             // Each queue's pool and indirect pages are its own.
             let base = 0x9000 + 0x100 * u64::from(q);
             let pool: [u64; 8] = core::array::from_fn(|i| base + i as u64);
-            let mut eng = Box::new(Blkif::new(
+            let mut eng = boxed_engine(
                 EngineConfig::for_queue(7, 0x300, q as u8),
                 &pool,
                 &[base + 0x10, base + 0x11],
-            ));
+            );
             let mem = RingMemory::allocate(0).unwrap();
             h.models.push(Model::new(mem.clone(), layout));
             let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem).with_order(&h.order);
@@ -238,11 +238,11 @@ fn a_queue_refuses_an_index_beyond_the_device() {
     };
     let params = FrontendParams::negotiate(&cfg, &feat);
     let pool: [u64; 8] = core::array::from_fn(|i| 0x9000 + i as u64);
-    let mut eng = Box::new(Blkif::<16, 64, 32, 8, 2>::new(
+    let mut eng = boxed_engine::<16, 64, 32, 8, 2>(
         EngineConfig::for_queue(7, 0x300, 2),
         &pool,
         &[0xa000, 0xa001],
-    ));
+    );
     let (mut grants, mut ev, mut mem) = (TestGrants::default(), Ev::default(), Mem::default());
     let mut io = Io::new(&mut grants, &mut ev, &mut mem);
     let ring = RingMemory::allocate(params.ring_page_order).unwrap();
