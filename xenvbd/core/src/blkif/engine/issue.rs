@@ -120,8 +120,12 @@ impl<
         }
     }
 
+    /// The slot the next request takes ([`take_slot`](Self::take_slot) takes it): the top
+    /// of the free list.
     fn free_slot(&self) -> Option<usize> {
-        self.slots.iter().position(|s| !s.busy)
+        self.free_slots_len
+            .checked_sub(1)
+            .map(|top| usize::from(self.free_slots[top]))
     }
 
     /// The queue for the next ring request: the least loaded one with room, ties taken in
@@ -475,6 +479,9 @@ impl<
         first: u16,
         end: u16,
     ) -> u64 {
+        // `s` came from `free_slot`: the top of the free list.
+        debug_assert_eq!(self.free_slot(), Some(s));
+        self.free_slots_len -= 1;
         let slot = &mut self.slots[s];
         slot.generation = slot.generation.wrapping_add(1);
         slot.busy = true;

@@ -302,6 +302,17 @@ const EMPTY_SLOT: Slot = Slot {
     queue: 0,
 };
 
+/// `[0, 1, …, N - 1]`, for a free list that starts full.
+const fn every_index<const N: usize>() -> [u16; N] {
+    let mut all = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        all[i] = i as u16;
+        i += 1;
+    }
+    all
+}
+
 /// Queues an engine can drive.
 const QUEUES: usize = MAX_QUEUES as usize;
 /// Pages of one ring at most.
@@ -381,6 +392,9 @@ pub struct Blkif<
     order: [u16; JOBS],
     order_len: usize,
     slots: [Slot; SLOTS],
+    /// Indices of the slots not busy (a stack: taking and freeing a slot is constant-time).
+    free_slots: [u16; SLOTS],
+    free_slots_len: usize,
     pool: [PoolPage; POOL],
     indirect: [PoolPage; IND],
     counters: Counters,
@@ -415,6 +429,8 @@ impl<
         order: [0; JOBS],
         order_len: 0,
         slots: [EMPTY_SLOT; SLOTS],
+        free_slots: every_index(),
+        free_slots_len: SLOTS,
         pool: [EMPTY_PAGE; POOL],
         indirect: [EMPTY_PAGE; IND],
         counters: Counters::ZERO,
@@ -456,9 +472,11 @@ impl<
             job.clear();
         }
         self.order_len = 0;
-        for slot in self.slots.iter_mut() {
+        for (s, slot) in self.slots.iter_mut().enumerate() {
             *slot = EMPTY_SLOT;
+            self.free_slots[s] = s as u16;
         }
+        self.free_slots_len = SLOTS;
         for (p, f) in self.pool.iter_mut().zip(pool_frames) {
             *p = PoolPage {
                 frame: *f,
@@ -496,7 +514,7 @@ impl<
 
     /// Ring requests in flight.
     pub fn in_flight(&self) -> usize {
-        self.slots.iter().filter(|s| s.busy).count()
+        SLOTS - self.free_slots_len
     }
 
     /// The queues (rings) attached: [`FrontendParams::queues`] once negotiated, 0 before.
@@ -838,10 +856,12 @@ impl<
         self.ring_grefs = [[Access::None; RING_PAGES]; QUEUES];
         self.old_ring_grefs = [[Access::None; RING_PAGES]; QUEUES];
         self.ledger.revoking = 0;
-        for s in self.slots.iter_mut() {
-            s.busy = false;
-            s.generation = s.generation.wrapping_add(1);
+        for (s, slot) in self.slots.iter_mut().enumerate() {
+            slot.busy = false;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free_slots[s] = s as u16;
         }
+        self.free_slots_len = SLOTS;
         for p in self.pool.iter_mut().chain(self.indirect.iter_mut()) {
             p.busy = false;
             p.persistent = Access::None;
@@ -970,6 +990,10 @@ impl<
         io: &mut Io<'_, G, N, M>,
     ) {
         let slot = self.slots[s];
+        if slot.busy {
+            self.free_slots[self.free_slots_len] = s as u16;
+            self.free_slots_len += 1;
+        }
         self.slots[s].busy = false;
         let load = &mut self.queue_load[usize::from(slot.queue)];
         *load = load.saturating_sub(1);
