@@ -460,14 +460,18 @@ impl<
         }
         if job.outstanding == 0 {
             job.live = false;
+            self.free_jobs[self.free_jobs_len] = j as u16;
+            self.free_jobs_len += 1;
         }
     }
 
     /// Frees the slots of completed jobs with nothing out (after the ring went away).
     pub(super) fn reap(&mut self) {
-        for job in self.jobs.iter_mut() {
+        for (j, job) in self.jobs.iter_mut().enumerate() {
             if job.live && job.delivered && job.outstanding == 0 {
                 job.live = false;
+                self.free_jobs[self.free_jobs_len] = j as u16;
+                self.free_jobs_len += 1;
             }
         }
     }

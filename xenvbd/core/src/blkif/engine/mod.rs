@@ -388,6 +388,9 @@ pub struct Blkif<
     /// Time and revocations in progress.
     ledger: Ledger,
     jobs: [Job<SEGS>; JOBS],
+    /// Indices of the jobs not live (a stack: taking and freeing a job is constant-time).
+    free_jobs: [u16; JOBS],
+    free_jobs_len: usize,
     /// Live jobs in submission order.
     order: [u16; JOBS],
     order_len: usize,
@@ -426,6 +429,8 @@ impl<
         quiescing: false,
         ledger: Ledger::ZERO,
         jobs: [Job::EMPTY; JOBS],
+        free_jobs: every_index(),
+        free_jobs_len: JOBS,
         order: [0; JOBS],
         order_len: 0,
         slots: [EMPTY_SLOT; SLOTS],
@@ -468,9 +473,11 @@ impl<
         }
         self.quiescing = false;
         self.ledger = Ledger::ZERO;
-        for job in self.jobs.iter_mut() {
+        for (j, job) in self.jobs.iter_mut().enumerate() {
             job.clear();
+            self.free_jobs[j] = j as u16;
         }
+        self.free_jobs_len = JOBS;
         self.order_len = 0;
         for (s, slot) in self.slots.iter_mut().enumerate() {
             *slot = EMPTY_SLOT;
@@ -695,7 +702,12 @@ impl<
         if segments.len() > SEGS {
             return Err(SubmitError::Invalid);
         }
-        let Some(index) = self.jobs.iter().position(|j| !j.live) else {
+        // The top of the free list; taken off it only once the operation is accepted.
+        let Some(index) = self
+            .free_jobs_len
+            .checked_sub(1)
+            .map(|top| usize::from(self.free_jobs[top]))
+        else {
             return Err(SubmitError::QueueFull);
         };
         let job = &mut self.jobs[index];
@@ -752,6 +764,7 @@ impl<
                 _ => order.accept_write(),
             };
         }
+        self.free_jobs_len -= 1;
         self.order[self.order_len] = index as u16;
         self.order_len += 1;
         self.counters.requests += 1;
