@@ -19,9 +19,12 @@
 //! call in an [`Io`].
 //!
 //! # Concurrency
-//! A [`Blkif`] takes no lock: every call needs `&mut`, so the shell serialises all of them under
-//! one device-wide lock. No call blocks, waits or allocates; each may run at IRQL ≤
-//! DISPATCH_LEVEL when the [`Io`] implementations may.
+//! A [`Blkif`] takes no lock: every call needs `&mut`, so the shell serialises the calls on one
+//! engine under that engine's lock. A device may have one engine per queue (attached with
+//! [`Blkif::attach_queue`], called with [`Io::with_order`]): each queue's engine is then its own
+//! lock domain and the engines share only the lock-free [`DeviceOrder`], which orders flushes
+//! across queues. No call blocks, waits or allocates; each may run at IRQL ≤ DISPATCH_LEVEL when
+//! the [`Io`] implementations may.
 
 pub mod engine;
 pub mod layout;
