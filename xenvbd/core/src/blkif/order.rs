@@ -91,6 +91,15 @@ impl DeviceOrder {
         self.waiting.fetch_or(0, Ordering::SeqCst) & !(1u32 << queue)
     }
 
+    /// Queue `queue` holds no waiting flush (any more: it was issued, aborted or reset): stop
+    /// asking for it to be polled.
+    pub fn not_waiting(&self, queue: usize) {
+        let bit = 1u32 << (queue % QUEUES);
+        if self.waiting.load(Ordering::Relaxed) & bit != 0 {
+            self.waiting.fetch_and(!bit, Ordering::SeqCst);
+        }
+    }
+
     /// Whether every queue but `queue` has answered all its writes numbered below `mark`.
     fn others_done(&self, queue: usize, mark: u64) -> bool {
         self.oldest_pending

@@ -52,7 +52,16 @@ impl<
             .map(|&j| &self.jobs[usize::from(j)])
             .find(|job| matches!(job.op, BlockOp::Write { .. } | BlockOp::Discard { .. }))
             .map_or(u64::MAX, |job| job.seq);
-        let mut wake = order.publish_oldest(usize::from(self.config.queue), oldest);
+        let queue = usize::from(self.config.queue);
+        // A flush waits only at the head of the queue, unissued; otherwise none waits here.
+        let flush_waits = self.order[..self.order_len].first().is_some_and(|&j| {
+            let job = &self.jobs[usize::from(j)];
+            job.is_barrier() && !job.issued
+        });
+        if !flush_waits {
+            order.not_waiting(queue);
+        }
+        let mut wake = order.publish_oldest(queue, oldest);
         while wake != 0 {
             let q = wake.trailing_zeros();
             wake &= wake - 1;

@@ -252,3 +252,27 @@ fn a_queue_refuses_an_index_beyond_the_device() {
     assert!(eng.attach_queue(params, ring, &frames, &mut io).is_err());
     assert!(grants.frames.is_empty());
 }
+
+#[test]
+fn an_aborted_waiting_flush_is_not_woken_any_more() {
+    let mut h = PerQueue::new(2, Layout::X86_64);
+    let segs = pages(1, 0x100);
+    h.submit(0, 1, write(0), &segs);
+    h.submit(1, 2, BlockOp::Flush, &[]);
+    assert_eq!(h.flushes(1), 0);
+    {
+        let mut io = Io::new(&mut h.grants, &mut h.ev, &mut h.mem).with_order(&h.order);
+        let done = &mut h.done;
+        assert!(h.engines[1].abort(Tag(2), &mut io, |c| done.push(c)));
+    }
+    assert_eq!(
+        h.done.last().map(|c| (c.tag, c.status)),
+        Some((Tag(2), BlockStatus::Aborted))
+    );
+    // Queue 0's answer asks nobody to poll: queue 1 no longer waits.
+    h.ev.wakes.clear();
+    h.serve(0);
+    h.poll(0);
+    assert!(h.ev.wakes.is_empty());
+    assert_eq!(h.flushes(1), 0);
+}
