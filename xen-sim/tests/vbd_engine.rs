@@ -51,6 +51,23 @@ impl Events for SimEvents {
 
 type Engine = Blkif<16, 64, 32, 8, 2>;
 
+/// An engine initialised in place on the heap (`Blkif::EMPTY`, then `init`).
+fn boxed_engine<
+    const JOBS: usize,
+    const SEGS: usize,
+    const SLOTS: usize,
+    const POOL: usize,
+    const IND: usize,
+>(
+    config: EngineConfig,
+    pool_frames: &[u64; POOL],
+    indirect_frames: &[u64; IND],
+) -> Box<Blkif<JOBS, SEGS, SLOTS, POOL, IND>> {
+    let mut engine = Box::new(Blkif::EMPTY);
+    engine.init(config, pool_frames, indirect_frames);
+    engine
+}
+
 struct Harness {
     xen: Xen,
     grants: GrantTable<'static, SimGrantEntries>,
@@ -99,7 +116,7 @@ impl Harness {
         for _ in 1..DATA_PAGES {
             xen.alloc_page();
         }
-        let eng = Box::new(Blkif::new(EngineConfig::new(0, 0x300), &pool, &ind));
+        let eng = boxed_engine(EngineConfig::new(0, 0x300), &pool, &ind);
         let mut be = Blkback::new(xen.dom0(), SECTORS, features);
         be.force_x86_32(x86_32);
         let feat = parse_features(&be);

@@ -51,6 +51,23 @@ pub const DATA_START: usize = data_start(BOUNCE_PAGES, INDIRECT_PAGES);
 /// The functional scenarios' engine: 8 operations of up to 64 segments, 32 ring requests in
 /// flight.
 pub type Engine = Blkif<8, 64, 32, BOUNCE_PAGES, INDIRECT_PAGES>;
+
+/// An engine initialised in place on the heap (`Blkif::EMPTY`, then `init`).
+pub fn boxed_engine<
+    const JOBS: usize,
+    const SEGS: usize,
+    const SLOTS: usize,
+    const POOL: usize,
+    const IND: usize,
+>(
+    config: EngineConfig,
+    pool_frames: &[u64; POOL],
+    indirect_frames: &[u64; IND],
+) -> Box<Blkif<JOBS, SEGS, SLOTS, POOL, IND>> {
+    let mut engine = Box::new(Blkif::EMPTY);
+    engine.init(config, pool_frames, indirect_frames);
+    engine
+}
 /// [`Engine`] on the lab platform.
 pub type VbdFront<'a, 'g, 'e> = Front<'a, 'g, 'e, 8, 64, 32, BOUNCE_PAGES, INDIRECT_PAGES>;
 
@@ -306,7 +323,7 @@ impl<
         let config = EngineConfig::new(pool.domid(), handle);
         Ok(Self {
             pool,
-            engine: Box::new(Blkif::new(config, &bounce, &indirect)),
+            engine: boxed_engine(config, &bounce, &indirect),
             grants: PoolGrants::new(pool),
             events,
             memory: PoolMemory::new(pool),

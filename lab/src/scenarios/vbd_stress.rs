@@ -1036,7 +1036,8 @@ mod tests {
         let bounce = [0x1000u64; BOUNCE_PAGES];
         let indirect = [0x2000u64; INDIRECT_PAGES];
         for round in 0..400 {
-            let mut engine = Box::new(Engine::new(config, &bounce, &indirect));
+            let mut engine: Box<Engine> =
+                crate::platform::vbd::boxed_engine(config, &bounce, &indirect);
             let (mut g, mut e, mut m) = (NoGrants, NoEvents, NoMemory);
             let mut io = Io::new(&mut g, &mut e, &mut m);
             for i in 0..8 {

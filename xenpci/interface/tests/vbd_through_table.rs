@@ -35,6 +35,23 @@ use xenvbd_core::{BlockOp, Segment, Tag};
 const SECTORS: u64 = 8192;
 type Engine = Blkif<16, 64, 32, 8, 2>;
 
+/// An engine initialised in place on the heap (`Blkif::EMPTY`, then `init`).
+fn boxed_engine<
+    const JOBS: usize,
+    const SEGS: usize,
+    const SLOTS: usize,
+    const POOL: usize,
+    const IND: usize,
+>(
+    config: EngineConfig,
+    pool_frames: &[u64; POOL],
+    indirect_frames: &[u64; IND],
+) -> Box<Blkif<JOBS, SEGS, SLOTS, POOL, IND>> {
+    let mut engine = Box::new(Blkif::EMPTY);
+    engine.init(config, pool_frames, indirect_frames);
+    engine
+}
+
 /// Guest memory of the simulated host, as the engine sees it.
 struct SimMem(Xen);
 
@@ -300,11 +317,7 @@ impl<'h> Rig<'h> {
             xen.alloc_page();
         }
         let domid = client.backend_domid().unwrap();
-        let engine = Box::new(Blkif::new(
-            EngineConfig::new(domid, VBD as u16),
-            &pool,
-            &ind,
-        ));
+        let engine = boxed_engine(EngineConfig::new(domid, VBD as u16), &pool, &ind);
         let child = Child {
             mem: SimMem(xen.clone()),
             xen,

@@ -15,6 +15,7 @@
 pub mod adapter;
 pub mod blkif;
 pub mod scsi;
+mod sync;
 pub mod types;
 
 pub use types::*;

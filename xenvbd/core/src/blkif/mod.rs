@@ -19,13 +19,17 @@
 //! call in an [`Io`].
 //!
 //! # Concurrency
-//! A [`Blkif`] takes no lock: every call needs `&mut`, so the shell serialises all of them under
-//! one device-wide lock. No call blocks, waits or allocates; each may run at IRQL ≤
-//! DISPATCH_LEVEL when the [`Io`] implementations may.
+//! A [`Blkif`] takes no lock: every call needs `&mut`, so the shell serialises the calls on one
+//! engine under that engine's lock. A device may have one engine per queue (attached with
+//! [`Blkif::attach_queue`], called with [`Io::with_order`]): each queue's engine is then its own
+//! lock domain and the engines share only the lock-free [`DeviceOrder`], which orders flushes
+//! across queues. No call blocks, waits or allocates; each may run at IRQL ≤ DISPATCH_LEVEL when
+//! the [`Io`] implementations may.
 
 pub mod engine;
 pub mod layout;
 pub mod negotiate;
+pub mod order;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +46,7 @@ pub use negotiate::{
     toolstack_trusts_backend, BackendFeatures, DeviceType, FeatureError, FrontendConfig,
     FrontendParams, NodeError, MAX_QUEUES, MAX_RING_PAGE_ORDER,
 };
+pub use order::DeviceOrder;
 
 use crate::types::GuestMemory;
 
@@ -121,6 +126,13 @@ pub enum LogEvent {
 pub trait Events {
     /// Notifies the backend through queue `queue`'s event channel.
     fn notify(&mut self, queue: usize);
+    /// Asks the shell to poll queue `queue`'s engine soon (queue its DPC): a flush waiting there
+    /// for other queues' writes ([`DeviceOrder`]) may now be issued. Called by an engine of
+    /// another queue, under that queue's lock. The default does nothing: the flush then waits
+    /// for its queue's next `poll`, `submit` or `on_timer`.
+    fn wake(&mut self, queue: usize) {
+        let _ = queue;
+    }
     /// Records an event; the default ignores it.
     fn log(&mut self, event: LogEvent) {
         let _ = event;
@@ -136,6 +148,10 @@ pub struct Io<'a, G, N, M> {
     pub events: &'a mut N,
     /// Guest memory, for bounce, persistent and indirect pages.
     pub memory: &'a mut M,
+    /// The device-wide flush ordering, for an engine that drives one queue of several
+    /// ([`EngineConfig::queue`](engine::EngineConfig::queue)); `None` for an engine that drives
+    /// every queue of its device itself.
+    pub order: Option<&'a DeviceOrder>,
 }
 
 impl<'a, G: Grants, N: Events, M: GuestMemory> Io<'a, G, N, M> {
@@ -145,7 +161,15 @@ impl<'a, G: Grants, N: Events, M: GuestMemory> Io<'a, G, N, M> {
             grants,
             events,
             memory,
+            order: None,
         }
+    }
+
+    /// The same, for an engine that drives one queue of a device: every call of every queue's
+    /// engine must be given the device's one `order`.
+    pub fn with_order(mut self, order: &'a DeviceOrder) -> Self {
+        self.order = Some(order);
+        self
     }
 }
 
@@ -270,7 +294,7 @@ impl fmt::Display for EngineError {
 }
 
 /// The engine's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Counters {
     /// Block operations accepted.
     pub requests: u64,
@@ -301,4 +325,30 @@ pub struct Counters {
     pub aborted: u64,
     /// The layout in use, once probed.
     pub layout: Option<Layout>,
+}
+
+impl Counters {
+    /// All zero.
+    pub const ZERO: Counters = Counters {
+        requests: 0,
+        ring_requests: 0,
+        queue_requests: [0; MAX_QUEUES as usize],
+        segments: 0,
+        bounced_segments: 0,
+        indirect_requests: 0,
+        persistent_hits: 0,
+        errors: 0,
+        resubmitted: 0,
+        deferred_revocations: 0,
+        revocations_completed: 0,
+        leaked_pages: 0,
+        aborted: 0,
+        layout: None,
+    };
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self::ZERO
+    }
 }

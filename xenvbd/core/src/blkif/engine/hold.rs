@@ -66,6 +66,12 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
+    pub(super) const ZERO: Ledger = Ledger {
+        now: 0,
+        revoking: 0,
+        leaked_seen: 0,
+    };
+
     /// Gives up on `access` (anything but [`Access::None`]): it becomes [`Access::Lost`].
     pub(super) fn give_up(&mut self, access: &mut Access, counters: &mut Counters) {
         match *access {
@@ -154,12 +160,17 @@ pub struct Timeouts {
     pub revocation: u64,
 }
 
+impl Timeouts {
+    /// 30 000 each (30 s when `now` counts milliseconds).
+    pub const DEFAULT: Timeouts = Timeouts {
+        request: 30_000,
+        revocation: 30_000,
+    };
+}
+
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts {
-            request: 30_000,
-            revocation: 30_000,
-        }
+        Self::DEFAULT
     }
 }
 
@@ -347,6 +358,7 @@ impl<
             self.abort_job(j, BlockStatus::Reset, io, &mut complete);
             n += 1;
         }
+        self.publish_order(io);
         n
     }
 
@@ -448,14 +460,18 @@ impl<
         }
         if job.outstanding == 0 {
             job.live = false;
+            self.free_jobs[self.free_jobs_len] = j as u16;
+            self.free_jobs_len += 1;
         }
     }
 
     /// Frees the slots of completed jobs with nothing out (after the ring went away).
     pub(super) fn reap(&mut self) {
-        for job in self.jobs.iter_mut() {
+        for (j, job) in self.jobs.iter_mut().enumerate() {
             if job.live && job.delivered && job.outstanding == 0 {
                 job.live = false;
+                self.free_jobs[self.free_jobs_len] = j as u16;
+                self.free_jobs_len += 1;
             }
         }
     }

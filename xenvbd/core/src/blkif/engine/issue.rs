@@ -26,8 +26,50 @@ impl<
         const IND: usize,
     > Blkif<JOBS, SEGS, SLOTS, POOL, IND>
 {
-    /// Issues queued work in order until something is missing.
+    /// Issues queued work in order until something is missing, then tells the device-wide
+    /// flush ordering (if any) where this queue's writes stand.
     pub(super) fn dispatch<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+        complete: &mut impl FnMut(BlockCompletion),
+    ) {
+        self.dispatch_queued(io, complete);
+        self.publish_order(io);
+    }
+
+    /// Publishes this queue's oldest unanswered write to the [`DeviceOrder`] and wakes the
+    /// queues whose flush may have become issuable.
+    pub(super) fn publish_order<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        io: &mut Io<'_, G, N, M>,
+    ) {
+        let Some(order) = io.order else {
+            return;
+        };
+        // The queue is in submission order, so the first write in it is the oldest.
+        let oldest = self.order[..self.order_len]
+            .iter()
+            .map(|&j| &self.jobs[usize::from(j)])
+            .find(|job| matches!(job.op, BlockOp::Write { .. } | BlockOp::Discard { .. }))
+            .map_or(u64::MAX, |job| job.seq);
+        let queue = usize::from(self.config.queue);
+        // A flush waits only at the head of the queue, unissued; otherwise none waits here.
+        let flush_waits = self.order[..self.order_len].first().is_some_and(|&j| {
+            let job = &self.jobs[usize::from(j)];
+            job.is_barrier() && !job.issued
+        });
+        if !flush_waits {
+            order.not_waiting(queue);
+        }
+        let mut wake = order.publish_oldest(queue, oldest);
+        while wake != 0 {
+            let q = wake.trailing_zeros();
+            wake &= wake - 1;
+            io.events.wake(q as usize);
+        }
+    }
+
+    fn dispatch_queued<G: Grants, N: Events, M: GuestMemory>(
         &mut self,
         io: &mut Io<'_, G, N, M>,
         complete: &mut impl FnMut(BlockCompletion),
@@ -47,6 +89,14 @@ impl<
                 }
                 if job.issued {
                     break; // later operations wait for the flush
+                }
+                // Writes accepted earlier on the device's other queues first.
+                if job.phase == Phase::Main
+                    && io.order.is_some_and(|o| {
+                        !o.flush_may_issue(usize::from(self.config.queue), job.seq)
+                    })
+                {
+                    break;
                 }
             }
             if job.fully_issued() {
@@ -73,14 +123,18 @@ impl<
             }
             if let Some(ring) = self.rings[q].as_mut() {
                 if ring.push_requests_and_check_notify() {
-                    io.events.notify(q);
+                    io.events.notify(usize::from(self.config.queue) + q);
                 }
             }
         }
     }
 
+    /// The slot the next request takes ([`take_slot`](Self::take_slot) takes it): the top
+    /// of the free list.
     fn free_slot(&self) -> Option<usize> {
-        self.slots.iter().position(|s| !s.busy)
+        self.free_slots_len
+            .checked_sub(1)
+            .map(|top| usize::from(self.free_slots[top]))
     }
 
     /// The queue for the next ring request: the least loaded one with room, ties taken in
@@ -434,6 +488,9 @@ impl<
         first: u16,
         end: u16,
     ) -> u64 {
+        // `s` came from `free_slot`: the top of the free list.
+        debug_assert_eq!(self.free_slot(), Some(s));
+        self.free_slots_len -= 1;
         let slot = &mut self.slots[s];
         slot.generation = slot.generation.wrapping_add(1);
         slot.busy = true;

@@ -60,16 +60,30 @@ pub struct EngineConfig {
     pub handle: u16,
     /// Deadlines checked by [`Blkif::on_timer`].
     pub timeouts: Timeouts,
+    /// The device queue this engine drives when each queue has an engine of its own (attached
+    /// with [`Blkif::attach_queue`], called with [`Io::with_order`]): the index given to
+    /// [`Events::notify`] for its ring and to [`DeviceOrder`](super::DeviceOrder). 0 for an
+    /// engine that drives every queue itself.
+    pub queue: u8,
 }
 
 impl EngineConfig {
     /// Settings for the device `handle` of backend domain `backend`, with the default
     /// [`Timeouts`].
-    pub fn new(backend: DomId, handle: u16) -> Self {
+    pub const fn new(backend: DomId, handle: u16) -> Self {
         EngineConfig {
             backend,
             handle,
-            timeouts: Timeouts::default(),
+            timeouts: Timeouts::DEFAULT,
+            queue: 0,
+        }
+    }
+
+    /// Settings for the engine of queue `queue` of a device whose queues each have their own.
+    pub fn for_queue(backend: DomId, handle: u16, queue: u8) -> Self {
+        EngineConfig {
+            queue,
+            ..Self::new(backend, handle)
         }
     }
 }
@@ -163,6 +177,9 @@ struct Job<const S: usize> {
     delivered: bool,
     /// Engine time ([`Blkif::on_timer`]) at submission.
     submitted: u64,
+    /// With a [`DeviceOrder`](super::DeviceOrder): a write's or discard's sequence number, a
+    /// flush's mark.
+    seq: u64,
 }
 
 impl<const S: usize> Job<S> {
@@ -187,7 +204,32 @@ impl<const S: usize> Job<S> {
         result: None,
         delivered: false,
         submitted: 0,
+        seq: 0,
     };
+
+    /// Back to [`EMPTY`](Self::EMPTY), field by field (the segment list is dead beyond
+    /// `nsegs`; every piece is cleared because [`holds_guest_pages`](Self::holds_guest_pages)
+    /// looks at all of them).
+    fn clear(&mut self) {
+        self.live = false;
+        self.tag = Tag(0);
+        self.op = BlockOp::Flush;
+        self.nsegs = 0;
+        for piece in self.pieces.iter_mut() {
+            *piece = EMPTY_PIECE;
+        }
+        self.npieces = 0;
+        self.planned = false;
+        self.next_piece = 0;
+        self.issued = false;
+        self.outstanding = 0;
+        self.phase = Phase::Main;
+        self.fail = None;
+        self.result = None;
+        self.delivered = false;
+        self.submitted = 0;
+        self.seq = 0;
+    }
 
     fn bytes(&self) -> u64 {
         match self.op {
@@ -260,6 +302,17 @@ const EMPTY_SLOT: Slot = Slot {
     queue: 0,
 };
 
+/// `[0, 1, …, N - 1]`, for a free list that starts full.
+const fn every_index<const N: usize>() -> [u16; N] {
+    let mut all = [0u16; N];
+    let mut i = 0;
+    while i < N {
+        all[i] = i as u16;
+        i += 1;
+    }
+    all
+}
+
 /// Queues an engine can drive.
 const QUEUES: usize = MAX_QUEUES as usize;
 /// Pages of one ring at most.
@@ -305,7 +358,7 @@ enum Probe {
 ///   plus one per page of bounced data; submit refuses lists that do not fit).
 /// - `SLOTS`: ring requests in flight (the in-flight table).
 /// - `POOL`: bounce/persistent pages; `IND`: indirect pages. Their guest frames are given to
-///   [`new`](Self::new) and accessed through [`GuestMemory`].
+///   [`init`](Self::init) and accessed through [`GuestMemory`].
 #[derive(Debug)]
 pub struct Blkif<
     const JOBS: usize,
@@ -335,10 +388,16 @@ pub struct Blkif<
     /// Time and revocations in progress.
     ledger: Ledger,
     jobs: [Job<SEGS>; JOBS],
+    /// Indices of the jobs not live (a stack: taking and freeing a job is constant-time).
+    free_jobs: [u16; JOBS],
+    free_jobs_len: usize,
     /// Live jobs in submission order.
     order: [u16; JOBS],
     order_len: usize,
     slots: [Slot; SLOTS],
+    /// Indices of the slots not busy (a stack: taking and freeing a slot is constant-time).
+    free_slots: [u16; SLOTS],
+    free_slots_len: usize,
     pool: [PoolPage; POOL],
     indirect: [PoolPage; IND],
     counters: Counters,
@@ -352,44 +411,92 @@ impl<
         const IND: usize,
     > Blkif<JOBS, SEGS, SLOTS, POOL, IND>
 {
-    /// An engine with the guest frames of its bounce/persistent pages and indirect pages
-    /// (preallocated by the platform, never freed while the engine lives).
-    pub fn new(
+    /// An engine with nothing in it, for a `static` or for memory the shell initialises with
+    /// it; [`init`](Self::init) then gives it its settings and pages in place.
+    pub const EMPTY: Self = Blkif {
+        config: EngineConfig::new(0, 0),
+        params: None,
+        block_size: SECTOR,
+        state: EngineState::Disconnected,
+        probe: Probe::First,
+        rings: [const { None }; QUEUES],
+        queues: 0,
+        queue_load: [0; QUEUES],
+        next_queue: 0,
+        layout: Layout::X86_64,
+        ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
+        old_ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
+        quiescing: false,
+        ledger: Ledger::ZERO,
+        jobs: [Job::EMPTY; JOBS],
+        free_jobs: every_index(),
+        free_jobs_len: JOBS,
+        order: [0; JOBS],
+        order_len: 0,
+        slots: [EMPTY_SLOT; SLOTS],
+        free_slots: every_index(),
+        free_slots_len: SLOTS,
+        pool: [EMPTY_PAGE; POOL],
+        indirect: [EMPTY_PAGE; IND],
+        counters: Counters::ZERO,
+    };
+
+    /// Makes this engine a fresh one, in place, with the guest frames of its bounce/persistent
+    /// pages and indirect pages (preallocated by the platform, never freed while the engine
+    /// lives). Call it on [`EMPTY`](Self::EMPTY) memory, or on an engine that is shut down and
+    /// holds nothing ([`holdings`](Self::holdings)): whatever it held is forgotten. Writes field
+    /// by field; nothing the size of the engine or of a job is built on the stack.
+    pub fn init(
+        &mut self,
         config: EngineConfig,
         pool_frames: &[u64; POOL],
         indirect_frames: &[u64; IND],
-    ) -> Self {
-        let mut pool = [EMPTY_PAGE; POOL];
-        for (p, f) in pool.iter_mut().zip(pool_frames) {
-            p.frame = *f;
+    ) {
+        self.config = config;
+        self.params = None;
+        self.block_size = SECTOR;
+        self.state = EngineState::Disconnected;
+        self.probe = Probe::First;
+        for ring in self.rings.iter_mut() {
+            *ring = None;
         }
-        let mut indirect = [EMPTY_PAGE; IND];
-        for (p, f) in indirect.iter_mut().zip(indirect_frames) {
-            p.frame = *f;
+        self.queues = 0;
+        self.queue_load = [0; QUEUES];
+        self.next_queue = 0;
+        self.layout = Layout::X86_64;
+        for grefs in self
+            .ring_grefs
+            .iter_mut()
+            .chain(self.old_ring_grefs.iter_mut())
+        {
+            *grefs = [Access::None; RING_PAGES];
         }
-        Blkif {
-            config,
-            params: None,
-            block_size: SECTOR,
-            state: EngineState::Disconnected,
-            probe: Probe::First,
-            rings: [const { None }; QUEUES],
-            queues: 0,
-            queue_load: [0; QUEUES],
-            next_queue: 0,
-            layout: Layout::X86_64,
-            ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
-            old_ring_grefs: [[Access::None; RING_PAGES]; QUEUES],
-            quiescing: false,
-            ledger: Ledger::default(),
-            jobs: [Job::EMPTY; JOBS],
-            order: [0; JOBS],
-            order_len: 0,
-            slots: [EMPTY_SLOT; SLOTS],
-            pool,
-            indirect,
-            counters: Counters::default(),
+        self.quiescing = false;
+        self.ledger = Ledger::ZERO;
+        for (j, job) in self.jobs.iter_mut().enumerate() {
+            job.clear();
+            self.free_jobs[j] = j as u16;
         }
+        self.free_jobs_len = JOBS;
+        self.order_len = 0;
+        for (s, slot) in self.slots.iter_mut().enumerate() {
+            *slot = EMPTY_SLOT;
+            self.free_slots[s] = s as u16;
+        }
+        self.free_slots_len = SLOTS;
+        for (p, f) in self.pool.iter_mut().zip(pool_frames) {
+            *p = PoolPage {
+                frame: *f,
+                ..EMPTY_PAGE
+            };
+        }
+        for (p, f) in self.indirect.iter_mut().zip(indirect_frames) {
+            *p = PoolPage {
+                frame: *f,
+                ..EMPTY_PAGE
+            };
+        }
+        self.counters = Counters::ZERO;
     }
 
     /// The state.
@@ -414,7 +521,7 @@ impl<
 
     /// Ring requests in flight.
     pub fn in_flight(&self) -> usize {
-        self.slots.iter().filter(|s| s.busy).count()
+        SLOTS - self.free_slots_len
     }
 
     /// The queues (rings) attached: [`FrontendParams::queues`] once negotiated, 0 before.
@@ -455,6 +562,30 @@ impl<
         io: &mut Io<'_, G, N, M>,
     ) -> Result<(), GrantError> {
         self.attach_rings(params, [(mem, ring_frames)], io)
+    }
+
+    /// At `InitWait`, for the engine of one queue of a device whose queues each have their own
+    /// engine ([`EngineConfig::queue`]): this queue's ring (its pages and their guest frames).
+    /// `params` are the device's (publish them once, with every queue's references); this
+    /// engine drives one ring of them, so every request it issues goes on its own queue.
+    pub fn attach_queue<G: Grants, N: Events, M: GuestMemory>(
+        &mut self,
+        params: FrontendParams,
+        mem: RingMemory,
+        ring_frames: &[u64],
+        io: &mut Io<'_, G, N, M>,
+    ) -> Result<(), GrantError> {
+        if usize::from(self.config.queue) >= QUEUES || u32::from(self.config.queue) >= params.queues
+        {
+            return Err(GrantError::BadCapacity {
+                requested: params.queues,
+            });
+        }
+        let own = FrontendParams {
+            queues: 1,
+            ..params
+        };
+        self.attach_rings(own, [(mem, ring_frames)], io)
     }
 
     /// At `InitWait`: takes the negotiated parameters and one ring per queue — the pages
@@ -547,7 +678,7 @@ impl<
         self.state = EngineState::Probing;
         self.probe = Probe::First;
         if ring.push_requests_and_check_notify() {
-            io.events.notify(0);
+            io.events.notify(usize::from(self.config.queue));
         }
     }
 
@@ -571,18 +702,22 @@ impl<
         if segments.len() > SEGS {
             return Err(SubmitError::Invalid);
         }
-        let Some(index) = self.jobs.iter().position(|j| !j.live) else {
+        // The top of the free list; taken off it only once the operation is accepted.
+        let Some(index) = self
+            .free_jobs_len
+            .checked_sub(1)
+            .map(|top| usize::from(self.free_jobs[top]))
+        else {
             return Err(SubmitError::QueueFull);
         };
         let job = &mut self.jobs[index];
-        *job = Job {
-            live: true,
-            tag,
-            op,
-            nsegs: segments.len() as u16,
-            submitted: self.ledger.now,
-            ..Job::EMPTY
-        };
+        // In place: a whole job is far too big to build on the stack.
+        job.clear();
+        job.live = true;
+        job.tag = tag;
+        job.op = op;
+        job.nsegs = segments.len() as u16;
+        job.submitted = self.ledger.now;
         job.segs[..segments.len()].copy_from_slice(segments);
         if job.is_data() {
             let bad_seg = segments.iter().any(|s| {
@@ -622,6 +757,14 @@ impl<
             job.live = false;
             return Err(SubmitError::Invalid);
         }
+        if let Some(order) = io.order {
+            let job = &mut self.jobs[index];
+            job.seq = match job.op {
+                BlockOp::Flush => order.flush_mark(),
+                _ => order.accept_write(),
+            };
+        }
+        self.free_jobs_len -= 1;
         self.order[self.order_len] = index as u16;
         self.order_len += 1;
         self.counters.requests += 1;
@@ -726,10 +869,12 @@ impl<
         self.ring_grefs = [[Access::None; RING_PAGES]; QUEUES];
         self.old_ring_grefs = [[Access::None; RING_PAGES]; QUEUES];
         self.ledger.revoking = 0;
-        for s in self.slots.iter_mut() {
-            s.busy = false;
-            s.generation = s.generation.wrapping_add(1);
+        for (s, slot) in self.slots.iter_mut().enumerate() {
+            slot.busy = false;
+            slot.generation = slot.generation.wrapping_add(1);
+            self.free_slots[s] = s as u16;
         }
+        self.free_slots_len = SLOTS;
         for p in self.pool.iter_mut().chain(self.indirect.iter_mut()) {
             p.busy = false;
             p.persistent = Access::None;
@@ -768,6 +913,7 @@ impl<
             let j = self.order[0] as usize;
             self.decide(j, BlockStatus::Disconnected, 0, &mut complete);
         }
+        self.publish_order(io);
         self.state = EngineState::Closed;
     }
 
@@ -857,6 +1003,10 @@ impl<
         io: &mut Io<'_, G, N, M>,
     ) {
         let slot = self.slots[s];
+        if slot.busy {
+            self.free_slots[self.free_slots_len] = s as u16;
+            self.free_slots_len += 1;
+        }
         self.slots[s].busy = false;
         let load = &mut self.queue_load[usize::from(slot.queue)];
         *load = load.saturating_sub(1);
@@ -1022,7 +1172,7 @@ impl<
                 let n = layout::confirm_probe(chosen, self.config.handle, &mut out);
                 ring.push_request(&out[..n]).map_err(EngineError::Ring)?;
                 if ring.push_requests_and_check_notify() {
-                    io.events.notify(0);
+                    io.events.notify(usize::from(self.config.queue));
                 }
                 self.layout = chosen;
                 self.probe = Probe::Confirm(chosen);

@@ -22,6 +22,8 @@ mod held;
 mod hostile;
 mod multi;
 mod negotiate;
+mod per_queue;
+mod stack;
 mod timeout;
 mod trust;
 
@@ -40,12 +42,14 @@ impl Mem {
 
 impl GuestMemory for Mem {
     fn read(&self, frame: u64, offset: usize, buf: &mut [u8]) {
+        stack::probe();
         match self.pages.get(&frame) {
             Some(p) => buf.copy_from_slice(&p[offset..offset + buf.len()]),
             None => buf.fill(0),
         }
     }
     fn write(&mut self, frame: u64, offset: usize, data: &[u8]) {
+        stack::probe();
         self.page(frame)[offset..offset + data.len()].copy_from_slice(data);
     }
 }
@@ -72,6 +76,7 @@ struct TestGrants {
 
 impl Grants for TestGrants {
     fn grant(&mut self, domid: DomId, frame: u64, readonly: bool) -> Result<GrantRef, GrantError> {
+        stack::probe();
         assert_eq!(domid, 7);
         if self.limit.is_some_and(|l| self.active.len() >= l) {
             return Err(GrantError::Exhausted);
@@ -90,6 +95,7 @@ impl Grants for TestGrants {
         Ok(self.next)
     }
     fn end(&mut self, gref: GrantRef) -> Result<Ended, GrantError> {
+        stack::probe();
         if !self.active.contains_key(&gref) {
             return Err(GrantError::NotGranted { gref });
         }
@@ -107,10 +113,13 @@ struct Ev {
     notifies: u32,
     per_queue: Vec<u32>,
     log: Vec<LogEvent>,
+    /// Queues another queue's engine asked to be polled.
+    wakes: Vec<usize>,
 }
 
 impl Events for Ev {
     fn notify(&mut self, queue: usize) {
+        stack::probe();
         self.notifies += 1;
         if self.per_queue.len() <= queue {
             self.per_queue.resize(queue + 1, 0);
@@ -119,6 +128,9 @@ impl Events for Ev {
     }
     fn log(&mut self, event: LogEvent) {
         self.log.push(event);
+    }
+    fn wake(&mut self, queue: usize) {
+        self.wakes.push(queue);
     }
 }
 
@@ -366,6 +378,23 @@ impl Model {
 
 type Engine = Blkif<16, 64, 32, 8, 2>;
 
+/// An engine initialised in place on the heap (`Blkif::EMPTY`, then `init`).
+pub(super) fn boxed_engine<
+    const JOBS: usize,
+    const SEGS: usize,
+    const SLOTS: usize,
+    const POOL: usize,
+    const IND: usize,
+>(
+    config: EngineConfig,
+    pool_frames: &[u64; POOL],
+    indirect_frames: &[u64; IND],
+) -> Box<Blkif<JOBS, SEGS, SLOTS, POOL, IND>> {
+    let mut engine = Box::new(Blkif::EMPTY);
+    engine.init(config, pool_frames, indirect_frames);
+    engine
+}
+
 struct Harness<const P: usize> {
     eng: Box<Blkif<16, 64, 32, P, 2>>,
     grants: TestGrants,
@@ -413,14 +442,14 @@ impl<const P: usize> Harness<P> {
         timeouts: Timeouts,
     ) -> Self {
         let pool: [u64; P] = core::array::from_fn(|i| 0x9000 + i as u64);
-        let eng = Box::new(Blkif::new(
+        let eng = boxed_engine(
             EngineConfig {
                 timeouts,
                 ..EngineConfig::new(7, 0x300)
             },
             &pool,
             &[0xa000, 0xa001],
-        ));
+        );
         let mem = RingMemory::allocate(0).unwrap();
         let mut h = Harness {
             eng,
@@ -590,7 +619,7 @@ fn layout_probe_selects_x86_32() {
 #[test]
 fn a_probe_answer_matching_neither_layout_fails() {
     let pool = [0x9000u64; 8];
-    let mut eng: Box<Engine> = Box::new(Blkif::new(EngineConfig::new(7, 0), &pool, &[1, 2]));
+    let mut eng: Box<Engine> = boxed_engine(EngineConfig::new(7, 0), &pool, &[1, 2]);
     let (mut g, mut ev, mut mem) = (TestGrants::default(), Ev::default(), Mem::default());
     let ring = RingMemory::allocate(0).unwrap();
     let mut be = RawBackRing::attach(ring.clone(), 112).unwrap();

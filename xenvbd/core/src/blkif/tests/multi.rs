@@ -20,14 +20,14 @@ impl MultiHarness {
 
     pub(super) fn with_timeouts(queues: u32, layout: Layout, timeouts: Timeouts) -> Self {
         let pool: [u64; 8] = core::array::from_fn(|i| 0x9000 + i as u64);
-        let eng = Box::new(Blkif::new(
+        let eng = boxed_engine(
             EngineConfig {
                 timeouts,
                 ..EngineConfig::new(7, 0x300)
             },
             &pool,
             &[0xa000, 0xa001],
-        ));
+        );
         let mut h = MultiHarness {
             eng,
             grants: TestGrants::default(),
@@ -259,11 +259,8 @@ fn a_response_on_another_queue_stops_the_device() {
 
 #[test]
 fn attach_rings_refuses_the_wrong_number_of_rings() {
-    let mut eng: Box<Engine> = Box::new(Blkif::new(
-        EngineConfig::new(7, 0x300),
-        &[0; 8],
-        &[0xa000, 0xa001],
-    ));
+    let mut eng: Box<Engine> =
+        boxed_engine(EngineConfig::new(7, 0x300), &[0; 8], &[0xa000, 0xa001]);
     let (mut grants, mut ev, mut mem) = (TestGrants::default(), Ev::default(), Mem::default());
     let mut io = Io::new(&mut grants, &mut ev, &mut mem);
     let feat = BackendFeatures {
