@@ -13,6 +13,7 @@ use std::process::ExitCode;
 mod cli;
 mod drivers;
 mod host;
+mod hvm_guest;
 mod inf;
 mod initramfs;
 mod lab;
