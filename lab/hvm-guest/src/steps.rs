@@ -4,23 +4,32 @@
 //! the steps that need its result are reported as failed too (naming what they lacked), so the
 //! harness always sees every step name.
 
+use core::mem::offset_of;
 use xen_abi::sched::{SchedShutdown, SCHEDOP_SHUTDOWN};
 use xenpci_core::hypervisor::calls::{invoke, SCHEDOP_SHUTDOWN_CALL};
 use xenpci_core::hypervisor::shared_info::{self, SharedMemory};
-use xenpci_core::hypervisor::{self, gnttab, hvm, version, Arg, Hypervisor, Policy, PortIo};
+use xenpci_core::hypervisor::{
+    self, gnttab, hvm, version, Arg, Hypervisor, Policy, PortIo, XenErrno,
+};
+
+use xen_abi::event_channel::{EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnClose, EvtchnSend};
+use xen_abi::shared_info::{SharedInfo, EVTCHN_2L_WORDS};
+use xen_abi::types::DOMID_SELF;
+use xenpci_core::evtchn::ops::{EventChannelOps, HypercallEventChannels};
 use zerocopy::IntoBytes;
 
 use crate::pci::{self, Bar, PlatformDevice};
 use crate::report::{ByteSink, Reporter};
 
 /// Every step name, in order (the harness expects each exactly once).
-pub const STEPS: [&str; 8] = [
+pub const STEPS: [&str; 9] = [
     "pci-platform",
     "cpuid-detect",
     "hypercall-mechanism",
     "xen-version",
     "shared-info",
     "grant-table",
+    "evtchn-2l-loopback",
     "hvm-params",
     "shutdown",
 ];
@@ -98,26 +107,50 @@ where
         Err(e) => r.fail(STEPS[3], format_args!("{e}")),
     }
 
-    match shared_info::map(hv) {
+    let page = match shared_info::map(hv) {
         Ok(gfn) => match map_page(gfn) {
-            Some(page) => shared_info_contents(&page, gfn, r),
-            None => r.fail(STEPS[4], format_args!("gfn {gfn:#x} not addressable")),
+            Some(page) => {
+                shared_info_contents(&page, gfn, r);
+                Some(page)
+            }
+            None => {
+                r.fail(STEPS[4], format_args!("gfn {gfn:#x} not addressable"));
+                None
+            }
         },
-        Err(e) => r.fail(STEPS[4], format_args!("{e}")),
-    }
+        Err(e) => {
+            r.fail(STEPS[4], format_args!("{e}"));
+            None
+        }
+    };
 
     grant_table(hv, r);
 
+    match page {
+        Some(page) => match event_channel_loopback(hv, &page) {
+            Ok((local, remote)) => r.pass(
+                STEPS[6],
+                format_args!("port {remote} -> port {local}: pending bit set by send, both closed"),
+            ),
+            Err((what, Some(errno))) => r.fail(STEPS[6], format_args!("{what}: {errno}")),
+            Err((what, None)) => r.fail(STEPS[6], format_args!("{what}")),
+        },
+        None => r.fail(
+            STEPS[6],
+            format_args!("no shared-info page to read pending bits"),
+        ),
+    }
+
     match hvm::store_ring(hv) {
         Ok(store) => r.pass(
-            STEPS[6],
+            STEPS[7],
             format_args!("store pfn {:#x} evtchn {}", store.pfn, store.evtchn),
         ),
-        Err(e) => r.fail(STEPS[6], format_args!("{e}")),
+        Err(e) => r.fail(STEPS[7], format_args!("{e}")),
     }
 
     // The report closes before the shutdown: a successful poweroff never returns.
-    r.pass(STEPS[7], format_args!("SCHEDOP_shutdown(poweroff) issued"));
+    r.pass(STEPS[8], format_args!("SCHEDOP_shutdown(poweroff) issued"));
     r.done();
     let mut arg = SchedShutdown {
         reason: SHUTDOWN_POWEROFF,
@@ -163,6 +196,70 @@ fn shared_info_contents<M: SharedMemory, S: ByteSink>(page: &M, gfn: u64, r: &mu
         ),
         Err(e) => r.fail(STEPS[4], format_args!("gfn {gfn:#x} wall clock: {e}")),
     }
+}
+
+/// Whether port `port`'s bit is set in the shared-info page's 2-level pending array.
+fn pending<M: SharedMemory>(page: &M, port: u32) -> Option<bool> {
+    let word = usize::try_from(port / 64)
+        .ok()
+        .filter(|w| *w < EVTCHN_2L_WORDS)?;
+    let mut bytes = [0u8; 8];
+    page.read_bytes(
+        offset_of!(SharedInfo, evtchn_pending) + word * 8,
+        &mut bytes,
+    );
+    Some(u64::from_le_bytes(bytes) & (1 << (port % 64)) != 0)
+}
+
+/// An event channel to ourselves with the 2-level ABI (Xen's default): an unbound port for
+/// this domain, a second port bound to it, `send` on the second, and the first's pending bit
+/// must go from clear to set in shared info. Both ports are closed. Returns (first, second).
+fn event_channel_loopback<H: Hypervisor, M: SharedMemory>(
+    hv: &H,
+    page: &M,
+) -> Result<(u32, u32), (&'static str, Option<XenErrno>)> {
+    let ops = HypercallEventChannels(hv);
+    let mut unbound = EvtchnAllocUnbound {
+        dom: DOMID_SELF,
+        remote_dom: DOMID_SELF,
+        port: 0,
+    };
+    ops.alloc_unbound(&mut unbound)
+        .map_err(|e| ("EVTCHNOP_alloc_unbound failed", Some(e)))?;
+    let local = unbound.port;
+    let mut bind = EvtchnBindInterdomain {
+        remote_dom: DOMID_SELF,
+        pad: 0,
+        remote_port: local,
+        local_port: 0,
+    };
+    let result = (|| {
+        ops.bind_interdomain(&mut bind)
+            .map_err(|e| ("EVTCHNOP_bind_interdomain failed", Some(e)))?;
+        if pending(page, local) != Some(false) {
+            return Err(("first port pending before any send", None));
+        }
+        ops.send(&EvtchnSend {
+            port: bind.local_port,
+        })
+        .map_err(|e| ("EVTCHNOP_send failed", Some(e)))?;
+        if pending(page, local) != Some(true) {
+            return Err(("send did not set the first port's pending bit", None));
+        }
+        Ok((local, bind.local_port))
+    })();
+    let closed_first = ops.close(&EvtchnClose { port: local }).is_ok();
+    let closed_second = bind.local_port == 0
+        || ops
+            .close(&EvtchnClose {
+                port: bind.local_port,
+            })
+            .is_ok();
+    let ports = result?;
+    if !(closed_first && closed_second) {
+        return Err(("EVTCHNOP_close failed", None));
+    }
+    Ok(ports)
 }
 
 /// The grant table: its size, version 1, one frame placed in BAR1 and `setup_table` naming it.
