@@ -11,10 +11,12 @@ use xenpci_core::hypervisor::shared_info::{self, SharedMemory};
 use xenpci_core::hypervisor::{
     self, gnttab, hvm, version, Arg, Hypervisor, Policy, PortIo, XenErrno,
 };
+use xenpci_core::unplug;
 
 use xen_abi::event_channel::{EvtchnAllocUnbound, EvtchnBindInterdomain, EvtchnClose, EvtchnSend};
 use xen_abi::shared_info::{SharedInfo, EVTCHN_2L_WORDS};
 use xen_abi::types::DOMID_SELF;
+use xen_abi::unplug::{UnplugFlags, PVDRIVERS_PRODUCT_EXPERIMENTAL};
 use xenpci_core::evtchn::ops::{EventChannelOps, HypercallEventChannels};
 use zerocopy::IntoBytes;
 
@@ -22,7 +24,7 @@ use crate::pci::{self, Bar, PlatformDevice};
 use crate::report::{ByteSink, Reporter};
 
 /// Every step name, in order (the harness expects each exactly once).
-pub const STEPS: [&str; 9] = [
+pub const STEPS: [&str; 10] = [
     "pci-platform",
     "cpuid-detect",
     "hypercall-mechanism",
@@ -31,6 +33,7 @@ pub const STEPS: [&str; 9] = [
     "grant-table",
     "evtchn-2l-loopback",
     "hvm-params",
+    "unplug",
     "shutdown",
 ];
 
@@ -149,8 +152,10 @@ where
         Err(e) => r.fail(STEPS[7], format_args!("{e}")),
     }
 
+    unplug_ide(hv, r);
+
     // The report closes before the shutdown: a successful poweroff never returns.
-    r.pass(STEPS[8], format_args!("SCHEDOP_shutdown(poweroff) issued"));
+    r.pass(STEPS[9], format_args!("SCHEDOP_shutdown(poweroff) issued"));
     r.done();
     let mut arg = SchedShutdown {
         reason: SHUTDOWN_POWEROFF,
@@ -260,6 +265,55 @@ fn event_channel_loopback<H: Hypervisor, M: SharedMemory>(
         return Err(("EVTCHNOP_close failed", None));
     }
     Ok(ports)
+}
+
+/// The primary IDE channel's status register: 0 when QEMU has no drive at the selected
+/// position, 0xff when there is no controller at all.
+const IDE_PRIMARY_STATUS: u16 = 0x1f7;
+/// The primary IDE channel's drive/head register: 0xa0 selects the master (firmware may have
+/// left the slave selected after probing it, and an absent slave's status reads 0).
+const IDE_PRIMARY_DRIVE: u16 = 0x1f6;
+
+/// The primary master's status.
+fn ide_master_status(io: &impl PortIo) -> u8 {
+    io.outb(IDE_PRIMARY_DRIVE, 0xa0);
+    io.inb(IDE_PRIMARY_STATUS)
+}
+
+/// The unplug handshake against QEMU (magic, protocol version, product registration), asking
+/// for the emulated IDE disks and NICs to go; the lab attaches an IDE disk as `hda`, whose
+/// status register must read non-zero before and 0 after.
+fn unplug_ide<S: ByteSink>(io: &impl PortIo, r: &mut Reporter<S>) {
+    let before = ide_master_status(io);
+    if before == 0 || before == 0xff {
+        return r.fail(
+            STEPS[8],
+            format_args!("no emulated disk on the primary IDE channel (status {before:#04x})"),
+        );
+    }
+    let flags = UnplugFlags::ALL_IDE_DISKS | UnplugFlags::ALL_NICS;
+    match unplug::unplug(io, PVDRIVERS_PRODUCT_EXPERIMENTAL, 1, flags) {
+        Ok(report) => {
+            let after = ide_master_status(io);
+            if after == 0 {
+                r.pass(
+                    STEPS[8],
+                    format_args!(
+                        "protocol {} registered {} flags {:#x}: IDE status {before:#04x} -> 0",
+                        report.protocol_version,
+                        report.registered,
+                        report.unplugged.bits()
+                    ),
+                )
+            } else {
+                r.fail(
+                    STEPS[8],
+                    format_args!("IDE disk still present after unplug (status {after:#04x})"),
+                )
+            }
+        }
+        Err(e) => r.fail(STEPS[8], format_args!("{e}")),
+    }
 }
 
 /// The grant table: its size, version 1, one frame placed in BAR1 and `setup_table` naming it.

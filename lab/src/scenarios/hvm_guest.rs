@@ -19,7 +19,8 @@ pub const SCENARIO: Scenario = Scenario {
     name: "hvm-guest",
     description: "the HVM test kernel runs xenpci-core in a real HVM domain: platform PCI device, \
                   CPUID detection, VMCALL/VMMCALL, xen_version, shared info and a grant frame in \
-                  BAR1, grant table setup, the xenstore HVM params, then SCHEDOP_shutdown",
+                  BAR1, grant table setup, a 2-level event channel to itself, the xenstore HVM \
+                  params, the unplug of an emulated IDE disk, then SCHEDOP_shutdown",
     default: false,
     timeout: Duration::from_secs(150),
     run,
@@ -30,12 +31,16 @@ const KERNEL: &str = "/hvm/kernel.bin";
 const DEVICE_MODEL: &str = "/usr/libexec/xen-qemu-system-i386";
 const DOMAIN: &str = "hvm-guest";
 const CONFIG: &str = "/tmp/hvm-guest.cfg";
+/// An emulated IDE disk (served by QEMU itself: `backendtype=qdisk` needs no hotplug script),
+/// for the unplug step to remove.
+const DISK: &str = "/tmp/hvm-guest-disk.img";
 /// How long the guest may take from `xl create` to its `DONE` line (7-11 s is typical).
 const REPORT_TIMEOUT: Duration = Duration::from_secs(90);
 
 fn config() -> String {
     format!(
         "name=\"{DOMAIN}\"\ntype=\"hvm\"\nkernel=\"{KERNEL}\"\nmemory=128\nvcpus=1\n\
+         disk=[\"format=raw,vdev=hda,access=rw,backendtype=qdisk,target={DISK}\"]\n\
          vnc=0\nsdl=0\nvga=\"none\"\nserial=\"file:/tmp/hvm-guest-serial.log\"\n\
          tsc_mode=\"native\"\non_poweroff=\"destroy\"\non_reboot=\"destroy\"\n\
          on_crash=\"preserve\"\n"
@@ -141,6 +146,7 @@ fn run(cx: &mut Context) -> Outcome {
     if domain_exists() {
         sh("xl", &["destroy", DOMAIN])?;
     }
+    fs::write(DISK, vec![0u8; 1 << 20]).context(format!("write {DISK}"))?;
     fs::write(CONFIG, config()).context(format!("write {CONFIG}"))?;
 
     let created = Instant::now();
