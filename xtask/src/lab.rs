@@ -22,6 +22,7 @@ use lab_protocol::{RunRequest, ScenarioInfo};
 
 use crate::cli::{LabArgs, LabMode};
 use crate::host::{self, Result};
+use crate::hvm_guest;
 use crate::initramfs;
 use crate::qemu::{self, Boot, Console};
 use crate::report::{render_reports, render_table, Collector};
@@ -306,6 +307,17 @@ fn run(args: &LabArgs) -> Result<ExitCode> {
     let size = step(&mut timings, "dom0 initrd", || {
         initramfs::write_initrd(&base, &program, &initrd)
     })?;
+    let size = if hvm_guest::needed(&scenarios) {
+        let kernel = step(&mut timings, "HVM test kernel", || {
+            hvm_guest::build_kernel(&workspace, &lab_dir)
+        })?;
+        step(&mut timings, "dom0 HVM additions", || {
+            let archive = hvm_guest::ensure_archive(&cache, &apt_log)?;
+            hvm_guest::append(&initrd, &archive, &kernel)
+        })?
+    } else {
+        size
+    };
     println!("  {} ({:.1} MB)", initrd.display(), size as f64 / 1e6);
 
     let request = RunRequest {

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 mod cli;
 mod drivers;
 mod host;
+mod hvm_guest;
 mod inf;
 mod initramfs;
 mod lab;

@@ -9,6 +9,7 @@ use crate::scenario::Scenario;
 pub mod blk_smoke;
 pub mod boot;
 pub mod gntalloc_evtchn;
+pub mod hvm_guest;
 pub mod hypervisor;
 pub mod linux_frontends;
 pub mod net_checks;
@@ -58,6 +59,7 @@ pub const REGISTRY: &[Scenario] = &[
     linux_frontends::NETFRONT,
     vbd_bench::SCENARIO,
     vbd_bench::UNBATCHED,
+    hvm_guest::SCENARIO,
     selftest::FAIL,
     selftest::PANIC,
     selftest::TIMEOUT,
