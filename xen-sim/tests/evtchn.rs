@@ -13,16 +13,13 @@ fn setup(fifo: bool) -> (Xen, Chans) {
         vcpus: 2,
         ..SimConfig::default()
     });
-    let chans = Chans::new(
-        xen.evtchn_ops(),
-        xen.shared_info(),
-        xen.fifo(),
-        Config {
+    let mut chans = Chans::unstarted(xen.evtchn_ops(), xen.shared_info(), xen.fifo());
+    chans
+        .start(Config {
             vcpus: 2,
             prefer_fifo: true,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     // As with the per-vCPU upcall vector: events reach both vCPUs.
     chans.set_upcall_reach(UpcallReach::AllVcpus).unwrap();
     (xen, chans)

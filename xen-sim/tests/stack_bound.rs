@@ -1,10 +1,11 @@
 //! Every entry point the Windows shell calls, run on a thread with the x64 kernel's 24 KiB
-//! stack, each with its stack high-water mark measured by painting: bring-up (the hypervisor
-//! level, the bus built in place, the store), the store's first processing (enumeration), the
-//! upcall scan, grant and end of access, xenstore round trips (the single-threaded client on the
-//! bus and the multiplexer), and suspend with resume in a new domain. Each must stay under
-//! [`BOUND`]. The frames of the model behind the platform traits are counted too, so the
-//! bound covers the core's own use with room to spare.
+//! stack, each with its stack high-water mark measured by painting: bring-up (the event channels
+//! written into the shell's memory and started there, the hypervisor level, the bus built in
+//! place, the store), the store's first processing (enumeration), the upcall scan, grant and end
+//! of access, xenstore round trips (the single-threaded client on the bus and the multiplexer),
+//! and suspend with resume in a new domain (whole, and step by step). Each must stay under
+//! [`BOUND`]. The frames of the model behind the platform traits are counted too, so the bound
+//! covers the core's own use with room to spare.
 //!
 //! Only meaningful with optimisations (a debug build keeps every temporary on the stack), so
 //! this file is built in release only: `cargo test --release -p xen-sim --test stack_bound`,
@@ -26,14 +27,12 @@ use xenpci_core::xenstore::{MuxCore, TxId, XsConnection, XsMux};
 
 /// The most stack one entry point may use.
 const BOUND: usize = 8 * 1024;
-/// The bound of the paths through `EventChannels::reinit`, which rebuilds its dispatch table
-/// (`DispatchTable<PORTS>`, 12 KiB with 1024 ports) by value: the event-channel code's to
-/// build in place. Everything else in those paths is under [`BOUND`].
-const REINIT_BOUND: usize = 16 * 1024;
-/// The thread's stack: the x64 Windows kernel stack.
-const THREAD_STACK: usize = 1024 * 1024;
-/// How much of it is painted below the measuring frame.
-const PAINTED: usize = 512 * 1024;
+/// The thread's stack: the x64 Windows kernel stack. A call deeper than what is left below the
+/// measuring frame overflows it and the test process aborts.
+const THREAD_STACK: usize = 24 * 1024;
+/// How much of it is painted below the measuring frame: more than [`BOUND`], so a call over the
+/// bound is measured as such (a call deeper than this reads as using all of it).
+const PAINTED: usize = 12 * 1024;
 const PATTERN: u8 = 0xa5;
 
 /// Paints `PAINTED` bytes of the stack below the caller's frame and returns their addresses.
@@ -74,14 +73,10 @@ type Report = Vec<(String, usize, usize)>;
 
 /// Runs `f` and returns its result, recording its stack high-water mark against [`BOUND`].
 fn measured<R>(name: &str, report: &mut Report, f: impl FnOnce() -> R) -> R {
-    measured_against(name, BOUND, report, f)
-}
-
-fn measured_against<R>(name: &str, bound: usize, report: &mut Report, f: impl FnOnce() -> R) -> R {
     let (low, high) = paint();
     let r = call(f);
     let used = high_water(low, high);
-    report.push((name.to_string(), used, bound));
+    report.push((name.to_string(), used, BOUND));
     r
 }
 
@@ -112,17 +107,33 @@ static MUX: Mux = XsMux::new(
 );
 
 /// Everything the shell calls, in order, on one small-stack thread.
-fn entry_points(
-    report: &mut Report,
-    xen: &xen_sim::Xen,
-    evtchn: &'static mut Chans,
-    xs: &'static mut XsConnection,
-) {
+fn entry_points(report: &mut Report, xen: &xen_sim::Xen, xs: &'static mut XsConnection) {
     let mut ring = xen.store_ring();
     let mut links = links();
     let cfg = config(2, true);
     measured("XsConnection::clear (in place)", report, || xs.clear());
-    // Memory the shell provides, never on the stack.
+    // Memory the shell provides, never on the stack: the event channels written there unstarted
+    // and started in place.
+    let evtchn_slot: &mut MaybeUninit<Chans> = Box::leak(Box::new_uninit());
+    let evtchn = measured(
+        "EventChannels::unstarted (into the shell's memory)",
+        report,
+        || {
+            evtchn_slot.write(Chans::unstarted(
+                xen.evtchn_ops(),
+                xen.shared_info(),
+                xen.fifo(),
+            ))
+        },
+    );
+    measured("EventChannels::start (in place)", report, || {
+        evtchn
+            .start(xenpci_core::evtchn::Config {
+                vcpus: cfg.vcpus,
+                prefer_fifo: cfg.prefer_fifo,
+            })
+            .unwrap()
+    });
     let slot: &mut MaybeUninit<TestBus<'_>> = Box::leak(Box::new_uninit());
     let bufs: &mut ReadBuffers = Box::leak(Box::new_uninit()).write(ReadBuffers::new());
 
@@ -185,9 +196,8 @@ fn entry_points(
     });
 
     xen.set_suspend_outcome(SimOutcome::Resumed);
-    let outcome = measured_against(
+    let outcome = measured(
         "SuspendSequence::run (resume in a new domain)",
-        REINIT_BOUND,
         report,
         || {
             SuspendSequence::new().run(&mut xenpci_core::bus::BusSuspend {
@@ -200,8 +210,7 @@ fn entry_points(
     );
     assert_eq!(outcome, Ok(SuspendOutcome::Resumed));
     assert_eq!(bus.stats().resumes, 1);
-    // Once more into a new domain, each step of the resume on its own: all but the event
-    // channels' within BOUND.
+    // Once more into a new domain, each step of the resume on its own.
     xen.set_suspend_outcome(SimOutcome::Resumed);
     measured("Bus::suspend_hypercall", report, || bus.suspend_hypercall());
     measured("Bus::restore_shared_info", report, || {
@@ -210,7 +219,7 @@ fn entry_points(
     measured("Bus::restore_grant_table", report, || {
         bus.restore_grant_table(&mut ()).unwrap()
     });
-    measured_against("Bus::restore_event_channels", REINIT_BOUND, report, || {
+    measured("Bus::restore_event_channels", report, || {
         bus.restore_event_channels().unwrap()
     });
     measured("Bus::reset_store", report, || {
@@ -225,16 +234,13 @@ fn entry_points(
 #[test]
 fn every_entry_point_fits_a_small_stack() {
     let xen = sim(true, xen_sim::HvConfig::default(), 2);
-    // Set up by the shell before the bus: `EventChannels::new` returns the table by value
-    // (see the README), so it is built on this thread's large stack.
-    let evtchn = event_channels(&xen, &config(2, true));
     let xs = store_connection();
     let report = std::thread::Builder::new()
         .name("small-stack".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
             let mut report = Report::new();
-            entry_points(&mut report, &xen, evtchn, xs);
+            entry_points(&mut report, &xen, xs);
             report
         })
         .unwrap()

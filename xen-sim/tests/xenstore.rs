@@ -309,16 +309,14 @@ fn quotas_reach_the_client_as_store_errors() {
 fn the_ring_kicks_the_xenstore_event_channel() {
     let xen = Xen::default();
     let mut ring = xen.store_ring();
-    let chans: EventChannels<_, _, _, 64, 1> = EventChannels::new(
-        xen.evtchn_ops(),
-        xen.shared_info(),
-        xen.fifo(),
-        EvConfig {
+    let mut chans: EventChannels<_, _, _, 64, 1> =
+        EventChannels::unstarted(xen.evtchn_ops(), xen.shared_info(), xen.fifo());
+    chans
+        .start(EvConfig {
             vcpus: 1,
             prefer_fifo: true,
-        },
-    )
-    .unwrap();
+        })
+        .unwrap();
     let port = ring.port();
     chans.attach(port, HandlerId(1), 0).unwrap();
     let mut fired = Vec::new();

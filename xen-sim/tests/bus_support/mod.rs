@@ -63,20 +63,21 @@ pub fn links() -> Vec<GrantLink> {
     xen_sim::grant_links(8 * 512)
 }
 
-/// The event channels in memory of their own (leaked), as the shell sets them up.
+/// The event channels in memory of their own (leaked), as the shell sets them up: written
+/// unstarted (a `const` value, never a started one passed by value), then started in place.
 pub fn event_channels(xen: &Xen, cfg: &BusConfig) -> &'static mut Chans {
-    Box::leak(Box::new_uninit()).write(
-        EventChannels::new(
-            xen.evtchn_ops(),
-            xen.shared_info(),
-            xen.fifo(),
-            xenpci_core::evtchn::Config {
-                vcpus: cfg.vcpus,
-                prefer_fifo: cfg.prefer_fifo,
-            },
-        )
-        .unwrap(),
-    )
+    let chans = Box::leak(Box::new_uninit()).write(Chans::unstarted(
+        xen.evtchn_ops(),
+        xen.shared_info(),
+        xen.fifo(),
+    ));
+    chans
+        .start(xenpci_core::evtchn::Config {
+            vcpus: cfg.vcpus,
+            prefer_fifo: cfg.prefer_fifo,
+        })
+        .unwrap();
+    chans
 }
 
 /// A store connection in memory of its own (leaked).

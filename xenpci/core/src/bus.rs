@@ -458,11 +458,12 @@ where
 {
     /// Step 2 of the bring-up: grant frames, upcall, the store's port, with the bus built in
     /// `slot`, memory the shell provides. The large parts live in the shell's memory too and
-    /// are lent for the bus's lifetime: the event channels (set up by the shell with
-    /// [`EventChannels::new`], every port masked), the store connection (a `static` through
-    /// [`XsConnection::new`], or [`XsConnection::clear`] in place), the grant table over the
-    /// shell's link storage (any capacity; it grows over the frames mapped here). Nothing large
-    /// is built on the stack or returned by value.
+    /// are lent for the bus's lifetime: the event channels (written there by the shell with
+    /// [`EventChannels::unstarted`], or a `static`, then [`EventChannels::start`]ed in place,
+    /// every port masked), the store connection (a `static` through [`XsConnection::new`], or
+    /// [`XsConnection::clear`] in place), the grant table over the shell's link storage (any
+    /// capacity; it grows over the frames mapped here). Nothing large is built on the stack or
+    /// returned by value.
     ///
     /// On an error the slot may hold a partly brought-up bus; treat it as uninitialised (the
     /// bus owns nothing that needs dropping: what it set up at the hypervisor is undone by the

@@ -542,7 +542,8 @@ fn channels(fifo: bool) -> (Xen, Arc<Chans>) {
         vcpus: VCPUS as u32,
         prefer_fifo: true,
     };
-    let ev = Chans::new(xen.clone(), xen.clone(), xen.clone(), config).unwrap();
+    let mut ev = Chans::unstarted(xen.clone(), xen.clone(), xen.clone());
+    ev.start(config).unwrap();
     ev.set_upcall_reach(UpcallReach::AllVcpus).unwrap();
     for vcpu in 0..VCPUS as u32 {
         let port = ev.alloc_unbound(0, HandlerId(vcpu)).unwrap();

@@ -81,19 +81,19 @@ impl Guest {
         let links: &'static [GrantLink] =
             Box::leak(xen_sim::grant_links(64 * 512).into_boxed_slice());
         let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
-        // Built in place in memory of their own (leaked), as the shell does.
-        let evtchn = Box::leak(Box::new_uninit()).write(
-            EventChannels::new(
-                xen.evtchn_ops(),
-                xen.shared_info(),
-                xen.fifo(),
-                EvtchnConfig {
-                    vcpus: 2,
-                    prefer_fifo: true,
-                },
-            )
-            .unwrap(),
-        );
+        // Built in place in memory of their own (leaked), as the shell does: written
+        // unstarted, then started there.
+        let evtchn = Box::leak(Box::new_uninit()).write(EventChannels::unstarted(
+            xen.evtchn_ops(),
+            xen.shared_info(),
+            xen.fifo(),
+        ));
+        evtchn
+            .start(EvtchnConfig {
+                vcpus: 2,
+                prefer_fifo: true,
+            })
+            .unwrap();
         let xs = Box::leak(Box::new_uninit()).write(XsConnection::new());
         let bus = bring_up(
             Box::leak(Box::new_uninit()),

@@ -188,9 +188,10 @@ fuzz_target!(|input: &[u8]| {
         vcpus: VCPUS as u32,
         prefer_fifo: true,
     };
-    let Ok(ev) = EventChannels::<_, _, _, 256, VCPUS>::new(&ops, &mem, &mem, config) else {
+    let mut ev = EventChannels::<_, _, _, 256, VCPUS>::unstarted(&ops, &mem, &mem);
+    if ev.start(config).is_err() {
         return;
-    };
+    }
     for i in 0..u32::from(bound % 200) {
         ev.alloc_unbound(0, HandlerId(i))
             .expect("binding within capacity");

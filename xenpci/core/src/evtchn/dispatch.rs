@@ -14,7 +14,7 @@
 //! The slots are `core` atomics even in the loom build, so the table stays `const`-constructible
 //! into a static.
 
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use xen_abi::types::EvtchnPort;
 
@@ -50,10 +50,15 @@ fn unpack(slot: u64) -> Option<Binding> {
 }
 
 /// Port → [`Binding`] for ports `0..PORTS`. Port 0 is never valid and cannot be registered.
+///
+/// `repr(C)` and without padding (the count is 64 bits wide) so that an empty table is one run
+/// of zero bytes, which the compiler writes straight into the memory it initialises instead of
+/// building it on the stack and copying it.
 #[derive(Debug)]
+#[repr(C)]
 pub struct DispatchTable<const PORTS: usize> {
     slots: [AtomicU64; PORTS],
-    registered: AtomicU32,
+    registered: AtomicU64,
 }
 
 impl<const PORTS: usize> Default for DispatchTable<PORTS> {
@@ -64,10 +69,11 @@ impl<const PORTS: usize> Default for DispatchTable<PORTS> {
 
 impl<const PORTS: usize> DispatchTable<PORTS> {
     /// An empty table.
+    #[inline(always)]
     pub const fn new() -> Self {
         DispatchTable {
             slots: [const { AtomicU64::new(0) }; PORTS],
-            registered: AtomicU32::new(0),
+            registered: AtomicU64::new(0),
         }
     }
 
@@ -112,7 +118,7 @@ impl<const PORTS: usize> DispatchTable<PORTS> {
 
     /// The number of registered ports.
     pub fn registered(&self) -> u32 {
-        self.registered.load(Ordering::Relaxed)
+        self.registered.load(Ordering::Relaxed) as u32
     }
 
     /// The number of ports the table can hold (registrable ports are `1..capacity`).

@@ -13,9 +13,9 @@
 //! without a handler is masked and counted.
 //!
 //! # Concurrency contract
-//! [`EventChannels`] is shared by every CPU through `&self`; only start-up ([`EventChannels::new`],
-//! or [`EventChannels::start`] in place) and resume ([`EventChannels::reinit`], with every other
-//! CPU quiesced) take it exclusively.
+//! [`EventChannels`] is shared by every CPU through `&self`; only start-up
+//! ([`EventChannels::start`], in place) and resume ([`EventChannels::reinit`], in place, with
+//! every other CPU quiesced) take it exclusively.
 //! - [`EventChannels::scan`] runs at DIRQL (the upcall's ISR) or DISPATCH_LEVEL (a DPC), for each
 //!   vCPU on its own and for all vCPUs at once, with no lock shared between vCPUs: the shared
 //!   words are atomics ([`shared`]), each vCPU's resume point and scan counters live in its own
@@ -281,25 +281,30 @@ const UNMASK_ATTEMPTS: u32 = 16;
 
 /// Event channels over one ABI, with handlers for ports `1..PORTS` and state for up to `VCPUS`
 /// vCPUs. See the module documentation for which calls may run concurrently.
+///
+/// `repr(C)` with the dispatch table first, so that no padding after a field of the shell's
+/// types sits next to it: the table is then one run of zeros that the compiler writes straight
+/// into the memory [`unstarted`](Self::unstarted) initialises (measured by the stack-bound test).
 #[derive(Debug)]
+#[repr(C)]
 pub struct EventChannels<O, S, F, const PORTS: usize, const VCPUS: usize> {
-    ops: O,
-    shared: S,
-    fifo: F,
-    abi: Abi,
-    vcpus: u32,
-    /// FIFO event-array pages added; only grows (release) between resumes, read by scans
-    /// (acquire) to bound the ports they touch.
-    array_pages: AtomicU32,
-    /// Held while a binding change grows the event array.
-    growing: AtomicBool,
-    /// Whether the installed upcall interrupts every vCPU ([`UpcallReach::AllVcpus`]).
-    all_vcpus_reached: AtomicBool,
     dispatch: DispatchTable<PORTS>,
     slots: [VcpuSlot; VCPUS],
     /// Counters of the calls other than scans (unmask hypercalls, array pages); the scans count
     /// in their vCPU's slot.
     stats: AtomicStats,
+    /// FIFO event-array pages added; only grows (release) between resumes, read by scans
+    /// (acquire) to bound the ports they touch.
+    array_pages: AtomicU32,
+    vcpus: u32,
+    abi: Abi,
+    /// Held while a binding change grows the event array.
+    growing: AtomicBool,
+    /// Whether the installed upcall interrupts every vCPU ([`UpcallReach::AllVcpus`]).
+    all_vcpus_reached: AtomicBool,
+    ops: O,
+    shared: S,
+    fifo: F,
 }
 
 impl<O, S, F, const PORTS: usize, const VCPUS: usize> EventChannels<O, S, F, PORTS, VCPUS>
@@ -308,20 +313,12 @@ where
     S: SharedInfoEvents,
     F: FifoShared,
 {
-    /// Sets up event delivery: the FIFO ABI if preferred and available, else the 2-level ABI
-    /// with every port masked. Call before binding any port. Returns the instance by value (its
-    /// dispatch table is 8 bytes per port); [`unstarted`](Self::unstarted) and
-    /// [`start`](Self::start) build it in place instead.
-    pub fn new(ops: O, shared: S, fifo: F, config: Config) -> Result<Self, EvtchnError> {
-        let mut this = Self::unstarted(ops, shared, fifo);
-        this.start(config)?;
-        Ok(this)
-    }
-
     const_unless_loom! {
     /// An instance that is not started: every port and vCPU is refused until
     /// [`start`](Self::start). `const`, so it can initialise a static or memory the shell
-    /// provides without a large value passing through the stack.
+    /// provides without a large value passing through the stack (its dispatch table is 8 bytes
+    /// per port). There is no constructor that returns a started instance by value.
+    #[inline(always)]
     pub fn unstarted(ops: O, shared: S, fifo: F) -> Self {
         EventChannels {
             ops,
@@ -339,9 +336,9 @@ where
     }
     }
 
-    /// Does what [`new`](Self::new) does, in place: forgets every handler and scan position,
-    /// then sets up the FIFO ABI if preferred and available, else the 2-level ABI with every
-    /// port masked. On failure the instance is left unstarted.
+    /// Sets up event delivery in place: forgets every handler and scan position, then sets up
+    /// the FIFO ABI if preferred and available, else the 2-level ABI with every port masked.
+    /// Call before binding any port. On failure the instance is left unstarted.
     pub fn start(&mut self, config: Config) -> Result<Abi, EvtchnError> {
         if config.vcpus == 0 || config.vcpus as usize > VCPUS {
             return Err(EvtchnError::InvalidVcpu { vcpu: config.vcpus });
@@ -404,7 +401,7 @@ where
 
     /// Sets event delivery up again after the domain resumed in a new domain, where Xen closed
     /// every port and forgot the FIFO control blocks and event array: forgets every handler,
-    /// cursor and event-array page, then runs the start-up of [`new`](Self::new) again (FIFO if
+    /// cursor and event-array page, then runs the start-up of [`start`](Self::start) again (FIFO if
     /// `prefer_fifo` and still available, else 2-level with every port masked and no stale
     /// pending bit). The shell is asked for control blocks and event-array pages again, from
     /// page 0. The upcall must be installed and stated again

@@ -61,6 +61,7 @@ impl VcpuSlot {
 
     /// One slot per vCPU.
     #[cfg(not(loom))]
+    #[inline(always)]
     pub(crate) const fn array<const N: usize>() -> [Self; N] {
         [const { VcpuSlot::new() }; N]
     }

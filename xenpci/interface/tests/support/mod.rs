@@ -241,18 +241,18 @@ impl SimBus {
             Box::leak(xen_sim::grant_links(8 * 512).into_boxed_slice());
         let grants = GrantTable::new(xen.grant_entries(), links, 0).unwrap();
         let cfg = config();
-        let evtchn = Box::leak(Box::new_uninit()).write(
-            EventChannels::new(
-                xen.evtchn_ops(),
-                xen.shared_info(),
-                xen.fifo(),
-                EvtchnConfig {
-                    vcpus: cfg.vcpus,
-                    prefer_fifo: cfg.prefer_fifo,
-                },
-            )
-            .unwrap(),
-        );
+        // Written unstarted, then started in place, as the shell does.
+        let evtchn = Box::leak(Box::new_uninit()).write(EventChannels::unstarted(
+            xen.evtchn_ops(),
+            xen.shared_info(),
+            xen.fifo(),
+        ));
+        evtchn
+            .start(EvtchnConfig {
+                vcpus: cfg.vcpus,
+                prefer_fifo: cfg.prefer_fifo,
+            })
+            .unwrap();
         let store = Box::leak(Box::new_uninit()).write(XsConnection::new());
         let bus = TestBus::bring_up_in_place(
             Box::leak(Box::new_uninit()),

@@ -65,15 +65,11 @@ fn ports_are_bound_only_to_vcpus_the_upcall_reaches() {
         let mem = Mem::new(4);
         let ops = Ops::new(&mem, init);
         // No upcall stated yet: only vCPU 0 counts as reached.
-        let ev: Chans<'_, 64> = EventChannels::new(
-            &ops,
-            &mem,
-            &mem,
-            Config {
-                vcpus: 2,
-                prefer_fifo: true,
-            },
-        )
+        let mut ev: Chans<'_, 64> = EventChannels::unstarted(&ops, &mem, &mem);
+        ev.start(Config {
+            vcpus: 2,
+            prefer_fifo: true,
+        })
         .unwrap();
         assert_eq!(ev.upcall_reach(), UpcallReach::Vcpu0);
         let port = ev.alloc_unbound(0, HandlerId(1)).unwrap();

@@ -323,15 +323,11 @@ type Chans<'a, const P: usize> = EventChannels<&'a Ops<'a>, &'a Mem, &'a Mem, P,
 
 /// Event channels on two vCPUs, with an upcall that reaches both (the per-vCPU vector).
 fn setup<'a, const P: usize>(mem: &'a Mem, ops: &'a Ops<'a>) -> Chans<'a, P> {
-    let ev = EventChannels::new(
-        ops,
-        mem,
-        mem,
-        Config {
-            vcpus: 2,
-            prefer_fifo: true,
-        },
-    )
+    let mut ev = EventChannels::unstarted(ops, mem, mem);
+    ev.start(Config {
+        vcpus: 2,
+        prefer_fifo: true,
+    })
     .unwrap();
     ev.set_upcall_reach(UpcallReach::AllVcpus).unwrap();
     ev
@@ -353,15 +349,11 @@ fn enosys_from_init_control_falls_back_to_two_level() {
     assert!(mem.mask.iter().all(|w| w.load(SeqCst) == u64::MAX));
     // Other errors are reported, not hidden.
     let ops = Ops::new(&mem, Some(XenErrno::EINVAL));
-    let Err(err) = EventChannels::<_, _, _, 64, 4>::new(
-        &ops,
-        &mem,
-        &mem,
-        Config {
-            vcpus: 1,
-            prefer_fifo: true,
-        },
-    ) else {
+    let mut ev = EventChannels::<_, _, _, 64, 4>::unstarted(&ops, &mem, &mem);
+    let Err(err) = ev.start(Config {
+        vcpus: 1,
+        prefer_fifo: true,
+    }) else {
         panic!("init_control failure was hidden");
     };
     assert_eq!(
