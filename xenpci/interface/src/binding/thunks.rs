@@ -195,8 +195,21 @@ unsafe extern "C" fn close_thunk<S: BusServices>(context: *mut c_void, port: u32
     status(child.close(port))
 }
 
+/// A store call that fills a buffer: (child, transaction, base directory, path, buffer) to the
+/// length written.
+type StoreIntoBuffer<S> =
+    fn(&ChildInterface<S>, u32, u32, &[u8], &mut [u8]) -> Result<usize, BusError>;
+
+/// The store calls that fill the caller's buffer (read and directory): the child, the path and
+/// the buffer from the caller's pointers, `op` on them, and the length written (or needed)
+/// through `len`.
+///
+/// # Safety
+/// The thunks' contract: `context` is the context of a live table; `path` is null or valid for
+/// `path_len` bytes, `buf` null or valid and exclusive for `buf_len` bytes, and `len` null or
+/// valid for a `usize` write, all for the call.
 #[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn store_read_thunk<S: BusServices>(
+unsafe fn store_into_buffer<S: BusServices>(
     context: *mut c_void,
     tx: u32,
     base: u32,
@@ -205,6 +218,7 @@ unsafe extern "C" fn store_read_thunk<S: BusServices>(
     buf: *mut u8,
     buf_len: usize,
     len: *mut usize,
+    op: StoreIntoBuffer<S>,
 ) -> Status {
     // SAFETY:
     // 1. the child calls with the table's context (contract).
@@ -221,10 +235,38 @@ unsafe extern "C" fn store_read_thunk<S: BusServices>(
         Ok(b) => b,
         Err(e) => return e.status(),
     };
-    let result = child.store_read(tx, base, path, buf);
+    let result = op(child, tx, base, path, buf);
     // SAFETY:
     // 1. `len` is null or valid for a `usize` write (contract).
     unsafe { length_status(result, len) }
+}
+
+#[allow(clippy::too_many_arguments)]
+unsafe extern "C" fn store_read_thunk<S: BusServices>(
+    context: *mut c_void,
+    tx: u32,
+    base: u32,
+    path: *const u8,
+    path_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    len: *mut usize,
+) -> Status {
+    // SAFETY:
+    // 1. the child's call carries the thunks' contract, which is the helper's.
+    unsafe {
+        store_into_buffer(
+            context,
+            tx,
+            base,
+            path,
+            path_len,
+            buf,
+            buf_len,
+            len,
+            ChildInterface::<S>::store_read,
+        )
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -239,24 +281,20 @@ unsafe extern "C" fn store_directory_thunk<S: BusServices>(
     len: *mut usize,
 ) -> Status {
     // SAFETY:
-    // 1. the child calls with the table's context (contract).
-    let child = unsafe { child::<S>(context) };
-    // SAFETY:
-    // 1. `path` is null or valid for `path_len` bytes for the call (contract).
-    let path = match unsafe { bytes(path, path_len) } {
-        Ok(p) => p,
-        Err(e) => return e.status(),
-    };
-    // SAFETY:
-    // 1. `buf` is null or valid and exclusive for `buf_len` bytes for the call (contract).
-    let buf = match unsafe { bytes_mut(buf, buf_len) } {
-        Ok(b) => b,
-        Err(e) => return e.status(),
-    };
-    let result = child.store_directory(tx, base, path, buf);
-    // SAFETY:
-    // 1. `len` is null or valid for a `usize` write (contract).
-    unsafe { length_status(result, len) }
+    // 1. the child's call carries the thunks' contract, which is the helper's.
+    unsafe {
+        store_into_buffer(
+            context,
+            tx,
+            base,
+            path,
+            path_len,
+            buf,
+            buf_len,
+            len,
+            ChildInterface::<S>::store_directory,
+        )
+    }
 }
 
 unsafe extern "C" fn store_write_thunk<S: BusServices>(
