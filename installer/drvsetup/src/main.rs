@@ -19,6 +19,8 @@
 #![no_std]
 #![no_main]
 
+#[path = "../../../windows/devinst/src/console.rs"]
+mod console;
 mod sys;
 // The fixed-capacity strings and console output of `devinst`, shared; some of it is unused here.
 #[allow(dead_code)]

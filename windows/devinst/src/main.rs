@@ -14,6 +14,7 @@
 #![no_std]
 #![no_main]
 
+mod console;
 mod sys;
 mod text;
 
